@@ -1,0 +1,46 @@
+# Two commands on a fresh machine: `make run` and `make test`. Both install what is missing first
+# (a .venv from pyproject.toml, node_modules from package-lock.json) and skip it when nothing changed.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: run test lint fmt test-replay clean install
+
+run: install
+	@$(PY) -m dev
+
+test: install lint
+	$(PY) -m pytest $(PYTEST_ARGS)
+	@echo "--- forced replay: the crash tests again, with every suspension replaying the journal"
+	TOUR_FORCE_REPLAY=1 $(PY) -m pytest -m crash $(PYTEST_ARGS)
+
+test-replay: install
+	TOUR_FORCE_REPLAY=1 $(PY) -m pytest -m e2e $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+fmt: install
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+install: $(VENV)/.installed node_modules/.installed
+
+$(VENV)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "error: Python 3.11+ is needed (found " + sys.version.split()[0] + "); set PYTHON=python3.x")'
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $@
+
+node_modules/.installed: package.json package-lock.json
+	@command -v npm >/dev/null || { echo "error: npm is needed for the Restate Server (install Node.js 20+)"; exit 1; }
+	npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+	@touch $@
+
+# Wipes the local Restate data (invocations, journals, state) and logs; keeps installed packages.
+clean:
+	rm -rf .restate

@@ -1,0 +1,85 @@
+"""The one endpoint of the tour: every service and Virtual Object, served over HTTP by hypercorn.
+
+    python -m app                 # binds 127.0.0.1:9080 (APP_HOST / APP_PORT, or --host / --port)
+
+`make run` starts it for you and registers it with the Restate Server; the server then calls it
+for every invocation. It holds no state of its own: kill it at any time, start it again, and
+Restate resumes the invocations that were running.
+"""
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import socket
+import sys
+
+import restate
+from hypercorn.asyncio import serve
+from hypercorn.config import Config
+from restate.server import install_shutdown_hook
+
+from app.durable_agent import agent_service as weather_agent
+from app.utils.llm import configure_openai_client
+
+app = restate.app(
+    services=[
+        # Durable execution
+        weather_agent,
+    ]
+)
+
+
+def _port_is_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+async def _serve(host: str, port: int) -> None:
+    config = Config()
+    config.bind = [f"{host}:{port}"]
+    # Restate retries whatever was in flight, so there is nothing worth waiting for on shutdown.
+    config.graceful_timeout = 1.0
+    config.accesslog = None
+    # A Logger (not a stream): hypercorn's lines go through the logging set up in main(), once.
+    config.errorlog = logging.getLogger("hypercorn.error")
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    # The Restate app hooks SIGTERM itself (to tell in-flight invocations to wind down) and asyncio
+    # keeps one handler per signal: register through the SDK's hook list so both run. A plain
+    # loop.add_signal_handler here would be silently replaced, and SIGTERM would be ignored.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        install_shutdown_hook(loop, stop.set, sig)
+    await serve(app, config, shutdown_trigger=stop.wait)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m app", description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default=os.environ.get("APP_HOST", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("APP_PORT", "9080")))
+    args = parser.parse_args()
+
+    if not os.environ.get("OPENAI_API_KEY"):
+        sys.exit(
+            "error: OPENAI_API_KEY is not set. Run `make run` (it starts the offline stand-in LLM), "
+            "or export your OpenAI key."
+        )
+    if not _port_is_free(args.host, args.port):
+        sys.exit(f"error: port {args.port} on {args.host} is taken; stop what runs there or pass --port.")
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Restate apps do not implement the ASGI lifespan protocol; hypercorn's warning about it is noise.
+    logging.getLogger("hypercorn.error").addFilter(lambda record: "Lifespan" not in record.getMessage())
+    configure_openai_client()
+    asyncio.run(_serve(args.host, args.port))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Shared pieces of the tour: models, tool functions and LLM settings."""

@@ -1,0 +1,206 @@
+"""The launcher behind `make run`: Restate Server + offline LLM (without a key) + the tour endpoint.
+
+    python -m dev
+
+It starts restate-server with its data in .restate/ (so invocations and state survive a restart
+of `make run`), the offline stand-in LLM when OPENAI_API_KEY is unset, and `python -m app`; it
+registers the endpoint, prints the first curl command and forwards the endpoint's log. While it
+runs it restarts the endpoint when a file under app/ changes or when the endpoint dies (try
+`kill -9 $(cat .restate/endpoint.pid)`), re-registers it and asks Restate to retry the waiting
+invocations at once. Ctrl-C stops everything.
+
+Settings (environment): RESTATE_INGRESS_PORT (8080), RESTATE_ADMIN_PORT (9070),
+RESTATE_NODE_PORT (5122), APP_PORT (9080), OFFLINE_LLM_PORT (free port), RESTATE_DIR (.restate),
+RESTATE_ADMIN_URL (use a Restate Server that is already running instead of starting one),
+APP_URL (the address that Restate should call the endpoint at).
+"""
+
+import contextlib
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+
+from dev.stack import (
+    LOOPBACK,
+    REPO,
+    TOUR_SERVER_ENV,
+    Admin,
+    Endpoint,
+    OfflineLLM,
+    Ports,
+    RestateServer,
+    StackError,
+    free_port,
+    services_of,
+)
+
+FIRST_CURL = (
+    "curl localhost:{ingress}/WeatherAgent/run --json "
+    '\'{{"message": "What is the weather like in San Francisco?"}}\''
+)
+
+
+def say(message: str) -> None:
+    print(f"[tour] {message}", flush=True)
+
+
+class Launcher:
+    def __init__(self) -> None:
+        self.ports = Ports.from_env()
+        self.state_dir = Path(os.environ.get("RESTATE_DIR", REPO / ".restate")).resolve()
+        self.external_admin = os.environ.get("RESTATE_ADMIN_URL")
+        self.app_url = os.environ.get("APP_URL", f"http://{LOOPBACK}:{self.ports.app}")
+        self.server: RestateServer | None = None
+        self.llm: OfflineLLM | None = None
+        self.endpoint: Endpoint | None = None
+        self.admin = Admin(self.external_admin or f"http://{LOOPBACK}:{self.ports.admin}")
+        self.stopping = False
+        self.endpoint_broken = False
+        self.services: list[str] = []
+
+    # --- start-up --------------------------------------------------------------------------
+    def start(self) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        if self.external_admin:
+            say(f"using the Restate Server at {self.external_admin} (RESTATE_ADMIN_URL)")
+        else:
+            self.start_server()
+
+        endpoint_env: dict[str, str] = {}
+        if os.environ.get("OPENAI_API_KEY"):
+            say(
+                "OPENAI_API_KEY is set: the agents call the OpenAI API (model: "
+                f"{os.environ.get('OPENAI_MODEL', 'gpt-4.1')})."
+            )
+        else:
+            port = self.ports.llm or free_port()
+            self.llm = OfflineLLM(port, self.state_dir / "offline-llm.log")
+            self.llm.start()
+            self.llm.wait_ready()
+            (self.state_dir / "offline-llm.url").write_text(self.llm.url + "\n")
+            endpoint_env = self.llm.endpoint_env()
+            # An explicit weather URL wins, e.g. to use the real wttr.in with the offline LLM.
+            if os.environ.get("WEATHER_API_URL"):
+                endpoint_env.pop("WEATHER_API_URL")
+            say(
+                f"No OPENAI_API_KEY set: using the offline stand-in LLM at {self.llm.url}/v1 "
+                "(scripted answers; the durability is real)."
+            )
+        endpoint_env.setdefault("RESTATE_INGRESS_URL", f"http://localhost:{self.ports.ingress}")
+        self.endpoint = Endpoint(
+            self.ports.app,
+            endpoint_env,
+            self.state_dir / "endpoint.log",
+            on_line=lambda line: print(f"[app] {line}", flush=True),
+        )
+        self.start_endpoint()
+
+        ui = self.external_admin or f"http://localhost:{self.ports.admin}"
+        say(f"Restate UI: {ui}   (invocations, journals, state)")
+        say("Try the first step of the tour:")
+        print("\n    " + FIRST_CURL.format(ingress=self.ports.ingress) + "\n", flush=True)
+        say("Edit a file under app/ and the endpoint restarts; Ctrl-C stops everything.")
+
+    def start_server(self) -> None:
+        self.server = RestateServer(
+            self.state_dir / "data",
+            self.ports,
+            TOUR_SERVER_ENV,
+            log_path=self.state_dir / "restate-server.log",
+        )
+        self.server.start()
+        self.server.wait_ready()
+        self.write_pid("restate-server", self.server.pid)
+        say(
+            f"restate-server is up: ingress http://localhost:{self.ports.ingress}, admin "
+            f"http://localhost:{self.ports.admin} (data: {self.server.data_dir}, log: {self.server.log_path})"
+        )
+
+    def start_endpoint(self) -> None:
+        assert self.endpoint is not None
+        self.endpoint.start()
+        self.endpoint.wait_ready()
+        self.write_pid("endpoint", self.endpoint.pid)
+        deployment = self.admin.register(self.app_url)
+        self.services = services_of(deployment)
+        say(f"registered {self.app_url}: {', '.join(self.services)}")
+        retried = self.admin.retry_now(self.services)
+        if retried:
+            say(f"asked Restate to retry {len(retried)} waiting invocation(s) now")
+
+    def write_pid(self, name: str, pid: int) -> None:
+        (self.state_dir / f"{name}.pid").write_text(f"{pid}\n")
+
+    # --- supervision -----------------------------------------------------------------------
+    def app_files_snapshot(self) -> dict[Path, float]:
+        snapshot = {}
+        for path in (REPO / "app").rglob("*.py"):
+            with contextlib.suppress(OSError):  # a file deleted while we look
+                snapshot[path] = path.stat().st_mtime
+        return snapshot
+
+    def supervise(self) -> None:
+        assert self.endpoint is not None
+        files = self.app_files_snapshot()
+        while not self.stopping:
+            time.sleep(0.3)
+            if self.stopping:
+                break
+            if self.server is not None and not self.server.alive():
+                say("restate-server exited; restarting it (its data is kept in .restate/data)")
+                self.start_server()
+                self.restart_endpoint("restate-server restarted")
+            current = self.app_files_snapshot()
+            if current != files:
+                files = current
+                self.restart_endpoint("a file under app/ changed")
+            elif not self.endpoint.alive() and not self.endpoint_broken:
+                code = self.endpoint.popen.returncode if self.endpoint.popen else None
+                self.restart_endpoint(f"the endpoint exited (code {code})")
+
+    def restart_endpoint(self, why: str) -> None:
+        assert self.endpoint is not None
+        say(f"{why}: restarting the endpoint")
+        self.endpoint.stop()
+        try:
+            self.start_endpoint()
+            self.endpoint_broken = False
+        except StackError as e:
+            # Most likely an error in the code under app/: wait for the next save, do not loop.
+            say(f"the endpoint did not come back: {e}")
+            say("fix the error, save the file, and the endpoint starts again")
+            self.endpoint_broken = True
+
+    # --- shutdown --------------------------------------------------------------------------
+    def request_stop(self, signum: int, _frame: FrameType | None) -> None:
+        self.stopping = True
+
+    def stop(self) -> None:
+        for proc in (self.endpoint, self.llm, self.server):
+            if proc is not None:
+                proc.stop()
+        for name in ("endpoint.pid", "restate-server.pid", "offline-llm.url"):
+            (self.state_dir / name).unlink(missing_ok=True)
+
+
+def main() -> int:
+    launcher = Launcher()
+    signal.signal(signal.SIGINT, launcher.request_stop)
+    signal.signal(signal.SIGTERM, launcher.request_stop)
+    try:
+        launcher.start()
+        launcher.supervise()
+        say("stopping...")
+        return 0
+    except StackError as e:
+        print(f"error: {e}", file=sys.stderr, flush=True)
+        return 1
+    finally:
+        launcher.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

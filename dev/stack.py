@@ -1,0 +1,394 @@
+"""The tour's processes — restate-server, the offline LLM, the endpoint — and the admin API.
+
+Shared by the launcher (`python -m dev`) and the end-to-end tests, so the tests run the stack the
+way a user does. Every failure a user can fix is a `StackError` with a one-line message.
+"""
+
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import httpx
+
+REPO = Path(__file__).resolve().parent.parent
+LOOPBACK = "127.0.0.1"
+
+
+class StackError(Exception):
+    """Something the user can fix; the message says what, in one line."""
+
+
+# --- ports ---------------------------------------------------------------------------------------
+
+
+def port_is_free(port: int, host: str = LOOPBACK) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((LOOPBACK, 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def require_free(port: int, what: str, env_var: str) -> None:
+    if not port_is_free(port):
+        raise StackError(
+            f"port {port} ({what}) is already in use: stop what runs there "
+            f"(another `make run`?) or choose another port with {env_var}=<port>."
+        )
+
+
+@dataclass
+class Ports:
+    ingress: int = 8080
+    admin: int = 9070
+    node: int = 5122
+    app: int = 9080
+    llm: int = 0  # 0: any free port
+
+    @classmethod
+    def from_env(cls) -> "Ports":
+        return cls(
+            ingress=int(os.environ.get("RESTATE_INGRESS_PORT", "8080")),
+            admin=int(os.environ.get("RESTATE_ADMIN_PORT", "9070")),
+            node=int(os.environ.get("RESTATE_NODE_PORT", "5122")),
+            app=int(os.environ.get("APP_PORT", "9080")),
+            llm=int(os.environ.get("OFFLINE_LLM_PORT", "0")),
+        )
+
+    @classmethod
+    def free(cls) -> "Ports":
+        return cls(free_port(), free_port(), free_port(), free_port(), free_port())
+
+
+# --- processes -----------------------------------------------------------------------------------
+
+
+class Proc:
+    """A child process whose output goes to a log file and, optionally, to a line callback."""
+
+    def __init__(
+        self,
+        name: str,
+        argv: list[str],
+        env: dict[str, str],
+        log_path: Path,
+        on_line: Callable[[str], None] | None = None,
+    ) -> None:
+        self.name = name
+        self.argv = argv
+        self.env = env
+        self.log_path = log_path
+        self.on_line = on_line
+        self.popen: subprocess.Popen[bytes] | None = None
+        self._pump: threading.Thread | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self.popen is not None
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+    def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.popen = subprocess.Popen(
+            self.argv,
+            env=self.env,
+            cwd=REPO,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # Ctrl-C in the terminal reaches the launcher only
+        )
+        self._pump = threading.Thread(target=self._copy_output, args=(self.popen.stdout,), daemon=True)
+        self._pump.start()
+
+    def _copy_output(self, stream: IO[bytes] | None) -> None:
+        assert stream is not None
+        with stream, open(self.log_path, "ab") as log:
+            for raw in iter(stream.readline, b""):
+                log.write(raw)
+                log.flush()
+                if self.on_line is not None:
+                    self.on_line(raw.decode(errors="replace").rstrip("\n"))
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM, then SIGKILL if it does not exit in time."""
+        if self.popen is None:
+            return
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+        self._join()
+
+    def kill(self) -> None:
+        """SIGKILL: a crash, as far as everyone else can tell."""
+        if self.popen is not None and self.popen.poll() is None:
+            self.popen.kill()
+            self.popen.wait()
+        self._join()
+
+    def _join(self) -> None:
+        if self._pump is not None:
+            self._pump.join(timeout=5)
+            self._pump = None
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def wait_http(self, url: str, timeout: float, ok: Callable[[httpx.Response], bool] | None = None) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.alive():
+                raise StackError(
+                    f"{self.name} exited during start-up; its log ({self.log_path}) ends with:\n"
+                    f"{self.log_tail()}"
+                )
+            try:
+                resp = httpx.get(url, timeout=1.0)
+                if (ok or (lambda r: r.status_code == 200))(resp):
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise StackError(
+            f"{self.name} did not become ready at {url} within {timeout:.0f}s (log: {self.log_path})"
+        )
+
+
+def python_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONUNBUFFERED"] = "1"
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    env.update(extra or {})
+    return env
+
+
+# --- restate-server ------------------------------------------------------------------------------
+
+
+def find_restate_server() -> list[str]:
+    """The pinned npm package's native binary, else its Node wrapper, else restate-server on PATH."""
+    system = {"Linux": "linux", "Darwin": "darwin"}.get(platform.system(), platform.system().lower())
+    arch = {"x86_64": "x64", "amd64": "x64", "aarch64": "arm64", "arm64": "arm64"}.get(
+        platform.machine().lower(), platform.machine().lower()
+    )
+    native = (
+        REPO / "node_modules" / "@restatedev" / f"restate-server-{system}-{arch}" / "bin" / "restate-server"
+    )
+    if native.is_file() and os.access(native, os.X_OK):
+        return [str(native)]
+    wrapper = REPO / "node_modules" / ".bin" / "restate-server"
+    if wrapper.exists():
+        return [str(wrapper)]
+    on_path = shutil.which("restate-server")
+    if on_path:
+        return [on_path]
+    raise StackError(
+        "restate-server not found: run `npm install` in the repository (make run does it), "
+        "or put a restate-server binary on PATH."
+    )
+
+
+# The server settings `make run` and the tests use. A failing step is retried quickly enough to
+# watch, and the Denver outage stays visibly "retrying" for minutes before Restate pauses it.
+TOUR_SERVER_ENV = {
+    "RESTATE_DEFAULT_RETRY_POLICY__INITIAL_INTERVAL": "500ms",
+    "RESTATE_DEFAULT_RETRY_POLICY__EXPONENTIATION_FACTOR": "2.0",
+    "RESTATE_DEFAULT_RETRY_POLICY__MAX_INTERVAL": "5s",
+}
+
+
+class RestateServer(Proc):
+    """A single-node Restate Server on loopback, with its data in `data_dir`."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        ports: Ports,
+        extra_env: dict[str, str] | None = None,
+        log_path: Path | None = None,
+    ) -> None:
+        env = dict(os.environ)
+        env.update(
+            {
+                "RESTATE_INGRESS__BIND_ADDRESS": f"{LOOPBACK}:{ports.ingress}",
+                "RESTATE_ADMIN__BIND_ADDRESS": f"{LOOPBACK}:{ports.admin}",
+                "RESTATE_DISABLE_TELEMETRY": "true",
+                "RESTATE_LOG_DISABLE_ANSI_CODES": "true",
+            }
+        )
+        env.update(extra_env or {})
+        argv = [
+            *find_restate_server(),
+            "--no-logo",
+            "--bind-ip", LOOPBACK,
+            "--bind-port", str(ports.node),
+            "--listen-mode", "tcp",
+            "--base-dir", str(data_dir),
+            "--node-name", "tour",
+        ]  # fmt: skip
+        super().__init__("restate-server", argv, env, log_path or data_dir.parent / "restate-server.log")
+        self.ports = ports
+        self.data_dir = data_dir
+
+    def start(self) -> None:
+        require_free(self.ports.ingress, "Restate ingress", "RESTATE_INGRESS_PORT")
+        require_free(self.ports.admin, "Restate admin API and UI", "RESTATE_ADMIN_PORT")
+        require_free(self.ports.node, "Restate node-to-node", "RESTATE_NODE_PORT")
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        super().start()
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        self.wait_http(f"http://{LOOPBACK}:{self.ports.admin}/health", timeout)
+        self.wait_http(f"http://{LOOPBACK}:{self.ports.ingress}/restate/health", timeout)
+
+
+# --- offline LLM and endpoint --------------------------------------------------------------------
+
+
+class OfflineLLM(Proc):
+    def __init__(self, port: int, log_path: Path, latency_ms: int = 0) -> None:
+        argv = [sys.executable, "-m", "dev.offline_llm", "--port", str(port), "--latency-ms", str(latency_ms)]
+        super().__init__("offline LLM", argv, python_env(), log_path)
+        self.port = port
+        self.url = f"http://{LOOPBACK}:{port}"
+
+    def start(self) -> None:
+        require_free(self.port, "offline LLM", "OFFLINE_LLM_PORT")
+        super().start()
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        self.wait_http(f"{self.url}/health", timeout)
+
+    def endpoint_env(self) -> dict[str, str]:
+        """What the endpoint needs to talk to this stand-in instead of OpenAI and wttr.in."""
+        return {
+            "OPENAI_API_KEY": "offline-stand-in",
+            "OPENAI_BASE_URL": f"{self.url}/v1",
+            "WEATHER_API_URL": f"{self.url}/wttr",
+            # Traces would be uploaded to OpenAI with the dummy key above: keep them local.
+            "OPENAI_AGENTS_DISABLE_TRACING": "1",
+        }
+
+    def stats(self) -> dict[str, Any]:
+        resp = httpx.get(f"{self.url}/_stub/stats", timeout=5)
+        resp.raise_for_status()
+        data: dict[str, Any] = resp.json()
+        return data
+
+    def fault(self, target: str = "llm", count: int = 1, **spec: Any) -> None:
+        httpx.post(
+            f"{self.url}/_stub/faults", json={"target": target, "count": count, **spec}, timeout=5
+        ).raise_for_status()
+
+    def reset(self) -> None:
+        httpx.post(f"{self.url}/_stub/reset", timeout=5).raise_for_status()
+
+
+class Endpoint(Proc):
+    """`python -m app`: the tour's services."""
+
+    def __init__(
+        self,
+        port: int,
+        env: dict[str, str],
+        log_path: Path,
+        on_line: Callable[[str], None] | None = None,
+    ) -> None:
+        argv = [sys.executable, "-m", "app", "--host", LOOPBACK, "--port", str(port)]
+        super().__init__("endpoint", argv, python_env(env), log_path, on_line)
+        self.port = port
+        self.url = f"http://{LOOPBACK}:{port}"
+
+    def start(self) -> None:
+        require_free(self.port, "tour endpoint", "APP_PORT")
+        super().start()
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        self.wait_http(f"{self.url}/health", timeout)
+
+
+# --- admin API -----------------------------------------------------------------------------------
+
+
+class Admin:
+    def __init__(self, admin_url: str) -> None:
+        self.url = admin_url.rstrip("/")
+
+    def register(self, uri: str) -> dict[str, Any]:
+        """Register (or re-register, after a code change) the deployment at `uri`."""
+        try:
+            # force: the same URI may come back with changed services; Restate takes the new ones.
+            resp = httpx.post(f"{self.url}/deployments", json={"uri": uri, "force": True}, timeout=30)
+        except httpx.HTTPError as e:
+            raise StackError(f"cannot reach the Restate admin API at {self.url}: {e}") from e
+        if resp.status_code >= 300:
+            try:
+                detail = resp.json().get("message", resp.text)
+            except ValueError:
+                detail = resp.text
+            one_line = " ".join(str(detail).split())[:400]
+            raise StackError(f"registering {uri} failed (HTTP {resp.status_code}): {one_line}")
+        data: dict[str, Any] = resp.json()
+        return data
+
+    def query(self, sql: str) -> list[dict[str, Any]]:
+        """Run SQL against Restate's introspection tables (sys_invocation, sys_journal, state, ...)."""
+        resp = httpx.post(
+            f"{self.url}/query", json={"query": sql}, headers={"accept": "application/json"}, timeout=30
+        )
+        resp.raise_for_status()
+        rows: list[dict[str, Any]] = resp.json().get("rows", [])
+        return rows
+
+    def resume(self, invocation_id: str) -> bool:
+        resp = httpx.patch(f"{self.url}/invocations/{invocation_id}/resume", timeout=10)
+        return resp.status_code < 300
+
+    def retry_now(self, services: Iterable[str]) -> list[str]:
+        """Ask Restate to retry, right now, the invocations of these services that wait for a retry.
+
+        After a crash Restate backs off (up to a minute between attempts). An endpoint that just
+        came back should not sit idle until the next attempt: resume skips the rest of the wait.
+        """
+        names = sorted(set(services))
+        if not names:
+            return []
+        quoted = ", ".join("'" + n.replace("'", "''") + "'" for n in names)
+        rows = self.query(
+            "SELECT id FROM sys_invocation "
+            f"WHERE status IN ('backing-off', 'paused') AND target_service_name IN ({quoted})"
+        )
+        return [row["id"] for row in rows if self.resume(row["id"])]
+
+
+def services_of(deployment: dict[str, Any]) -> list[str]:
+    return [s["name"] for s in deployment.get("services", [])]

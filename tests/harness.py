@@ -1,0 +1,151 @@
+"""The stack under test: a real restate-server, the offline LLM and the endpoint, on free ports.
+
+Tests talk to it as a user does (HTTP through the ingress) and look inside through the admin API's
+SQL introspection. Built from `dev.stack`, the same parts `make run` uses.
+"""
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from dev.stack import TOUR_SERVER_ENV, Admin, Endpoint, OfflineLLM, Ports, RestateServer, services_of
+
+FORCE_REPLAY = os.environ.get("TOUR_FORCE_REPLAY") == "1"
+
+
+def wait_until(
+    check: Callable[[], Any], timeout: float = 30.0, interval: float = 0.1, what: str = "condition"
+) -> Any:
+    """Poll `check` until it returns something truthy; that value is returned."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+class Tour:
+    def __init__(self, workdir: Path, server_env: dict[str, str] | None = None) -> None:
+        self.workdir = workdir
+        self.ports = Ports.free()
+        env = dict(TOUR_SERVER_ENV)
+        # Small and quick: one partition is plenty for tests and starts faster.
+        env["RESTATE_DEFAULT_NUM_PARTITIONS"] = "2"
+        env["RESTATE_ROCKSDB_TOTAL_MEMORY_SIZE"] = "256 MB"
+        if FORCE_REPLAY:
+            # Every time the handler waits, the server makes it suspend; the next step replays the
+            # journal from the start. Non-deterministic handler code fails loudly under this.
+            env["RESTATE_WORKER__INVOKER__INACTIVITY_TIMEOUT"] = "0s"
+        env.update(server_env or {})
+        self.server = RestateServer(
+            workdir / "data", self.ports, env, log_path=workdir / "restate-server.log"
+        )
+        self.llm = OfflineLLM(self.ports.llm, workdir / "offline-llm.log")
+        self.endpoint_env: dict[str, str] = {}
+        self.endpoint: Endpoint | None = None
+        self.endpoint_overrides: dict[str, str] = {}
+        self.admin = Admin(f"http://127.0.0.1:{self.ports.admin}")
+        self.ingress = f"http://127.0.0.1:{self.ports.ingress}"
+        self.services: list[str] = []
+        self.http = httpx.Client(base_url=self.ingress, timeout=60)
+
+    # --- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> None:
+        self.server.start()
+        self.llm.start()
+        self.server.wait_ready()
+        self.llm.wait_ready()
+        self.endpoint_env = {**self.llm.endpoint_env(), "RESTATE_INGRESS_URL": self.ingress}
+        self.start_endpoint()
+        self.services = services_of(self.admin.register(self.endpoint_url))
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.app}"
+
+    def start_endpoint(self, **env_overrides: str) -> None:
+        self.endpoint_overrides = env_overrides
+        self.endpoint = Endpoint(
+            self.ports.app, {**self.endpoint_env, **env_overrides}, self.workdir / "endpoint.log"
+        )
+        self.endpoint.start()
+        self.endpoint.wait_ready()
+
+    def restart_endpoint(self, **env_overrides: str) -> None:
+        """Stop and start the endpoint, then retry waiting invocations at once, as `make run` does."""
+        assert self.endpoint is not None
+        self.endpoint.stop()
+        self.start_endpoint(**env_overrides)
+        self.admin.retry_now(self.services)
+
+    def kill_endpoint(self) -> None:
+        assert self.endpoint is not None
+        self.endpoint.kill()
+
+    def restart_server(self, kill: bool = False) -> None:
+        """Stop restate-server (SIGKILL if `kill`) and start it again on the same data directory."""
+        if kill:
+            self.server.kill()
+        else:
+            self.server.stop()
+        self.server.start()
+        self.server.wait_ready()
+
+    def stop(self) -> None:
+        self.http.close()
+        for proc in (self.endpoint, self.llm, self.server):
+            if proc is not None:
+                proc.stop()
+
+    # --- calling services ---------------------------------------------------------------------
+    def call(self, path: str, body: Any = None, *, raw: bytes | None = None, **kw: Any) -> httpx.Response:
+        """POST to the ingress and wait for the result, like `curl localhost:8080/<path> --json ...`."""
+        if raw is not None:
+            return self.http.post(f"/{path}", content=raw, headers={"content-type": "application/json"}, **kw)
+        return self.http.post(f"/{path}", json=body if body is not None else {}, **kw)
+
+    def send(self, path: str, body: Any = None) -> str:
+        """Start an invocation without waiting (`/send`); returns its id."""
+        resp = self.http.post(f"/{path}/send", json=body if body is not None else {})
+        assert resp.status_code == 202, resp.text
+        invocation_id: str = resp.json()["invocationId"]
+        return invocation_id
+
+    def output(self, invocation_id: str, timeout: float = 60) -> httpx.Response:
+        """Wait for an invocation to finish and return its result (ingress attach)."""
+        return self.http.get(f"/restate/invocation/{invocation_id}/attach", timeout=timeout)
+
+    # --- looking inside -----------------------------------------------------------------------
+    def invocation(self, invocation_id: str) -> dict[str, Any]:
+        rows = self.admin.query(f"SELECT * FROM sys_invocation WHERE id = '{invocation_id}'")
+        return rows[0] if rows else {}
+
+    def wait_status(self, invocation_id: str, *statuses: str, timeout: float = 30) -> dict[str, Any]:
+        return wait_until(
+            lambda: (row := self.invocation(invocation_id)) and row.get("status") in statuses and row,
+            timeout=timeout,
+            what=f"{invocation_id} to be {'/'.join(statuses)}",
+        )
+
+    def journal(self, invocation_id: str) -> list[dict[str, Any]]:
+        return self.admin.query(
+            f"SELECT index, entry_type, name FROM sys_journal WHERE id = '{invocation_id}' ORDER BY index"
+        )
+
+    def llm_calls(self, containing: str) -> list[dict[str, Any]]:
+        """The stand-in's log of LLM requests whose latest user message contains `containing`."""
+        return [
+            c
+            for c in self.llm.stats()["calls"]
+            if c["api"] in ("responses", "chat") and containing in c.get("input", "")
+        ]
+
+    def weather_calls(self, city: str) -> list[dict[str, Any]]:
+        return [c for c in self.llm.stats()["calls"] if c["api"] == "weather" and c.get("input") == city]

@@ -1,0 +1,176 @@
+"""`make run`'s launcher (`python -m dev`) and `python -m app`, as a user meets them."""
+
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from dev import stack
+from dev.stack import REPO, Ports, StackError, find_restate_server, port_is_free
+
+pytestmark = pytest.mark.e2e
+
+
+class Running:
+    """A launcher process whose output lines arrive on a queue."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "dev"],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []
+        self.pump = threading.Thread(target=self._pump, daemon=True)
+        self.pump.start()
+
+    def _pump(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.put(line.rstrip("\n"))
+
+    def wait_for(self, text: str, timeout: float = 90) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                line = self.lines.get(timeout=0.5)
+            except queue.Empty:
+                if self.proc.poll() is not None:
+                    break
+                continue
+            self.seen.append(line)
+            if text in line:
+                return line
+        stderr = self.proc.stderr.read() if self.proc.poll() is not None and self.proc.stderr else ""
+        raise AssertionError(f"launcher never printed {text!r}; output:\n" + "\n".join(self.seen) + stderr)
+
+
+def launcher_env(tmp_path: Path, ports: Ports, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
+    env.update(
+        RESTATE_INGRESS_PORT=str(ports.ingress),
+        RESTATE_ADMIN_PORT=str(ports.admin),
+        RESTATE_NODE_PORT=str(ports.node),
+        APP_PORT=str(ports.app),
+        RESTATE_DIR=str(tmp_path / "restate"),
+        **extra,
+    )
+    env.pop("WEATHER_API_URL", None)
+    return env
+
+
+@pytest.fixture
+def ports() -> Ports:
+    return Ports.free()
+
+
+@pytest.fixture
+def launcher(tmp_path: Path, ports: Ports) -> Iterator[Running]:
+    running = Running(launcher_env(tmp_path, ports))
+    yield running
+    if running.proc.poll() is None:
+        running.proc.kill()
+    running.proc.wait()
+    running.pump.join(timeout=5)
+    for pipe in (running.proc.stdout, running.proc.stderr):
+        if pipe is not None:
+            pipe.close()
+
+
+def test_make_run_serves_the_tour_restarts_a_killed_endpoint_and_stops_cleanly(
+    launcher: Running, ports: Ports, tmp_path: Path
+) -> None:
+    launcher.wait_for("registered")
+    curl_line = launcher.wait_for("curl localhost:")
+    assert sum("No OPENAI_API_KEY set" in line for line in launcher.seen) == 1
+
+    # The printed command works as printed.
+    answer = subprocess.run(curl_line.strip(), shell=True, capture_output=True, text=True, timeout=60)
+    assert answer.stdout == '"The weather in San Francisco is currently partly cloudy, 16 degrees Celsius."'
+
+    # A crashed endpoint is brought back and registered again; the tour goes on.
+    endpoint_pid = int((tmp_path / "restate" / "endpoint.pid").read_text())
+    os.kill(endpoint_pid, signal.SIGKILL)
+    launcher.wait_for("the endpoint exited")
+    launcher.wait_for("registered")
+    resp = httpx.post(f"http://localhost:{ports.ingress}/WeatherAgent/run", json={}, timeout=60)
+    assert resp.status_code == 200 and "San Francisco" in resp.json()
+
+    # Saving a file under app/ restarts and re-registers the endpoint (only the mtime changes here).
+    os.utime(REPO / "app" / "utils" / "__init__.py")
+    launcher.wait_for("a file under app/ changed")
+    launcher.wait_for("registered")
+
+    # Ctrl-C / SIGTERM: everything stops, exit code 0, ports released.
+    children = [
+        int((tmp_path / "restate" / f"{name}.pid").read_text()) for name in ("restate-server", "endpoint")
+    ]
+    launcher.proc.send_signal(signal.SIGTERM)
+    assert launcher.proc.wait(timeout=30) == 0
+    for pid in children:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    assert all(port_is_free(p) for p in (ports.ingress, ports.admin, ports.app))
+
+
+def test_a_taken_port_ends_with_one_actionable_line(tmp_path: Path, ports: Ports) -> None:
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", ports.ingress))
+        squatter.listen()
+        done = subprocess.run(
+            [sys.executable, "-m", "dev"], cwd=REPO, env=launcher_env(tmp_path, ports),
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        f"error: port {ports.ingress} (Restate ingress) is already in use: stop what runs there "
+        "(another `make run`?) or choose another port with RESTATE_INGRESS_PORT=<port>."
+    ]
+    assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_a_failed_registration_ends_with_one_line_and_stops_the_server(tmp_path: Path, ports: Ports) -> None:
+    nobody = stack.free_port()
+    done = subprocess.run(
+        [sys.executable, "-m", "dev"], cwd=REPO,
+        env=launcher_env(tmp_path, ports, APP_URL=f"http://127.0.0.1:{nobody}"),
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+    assert done.returncode == 1
+    errors = done.stderr.strip().splitlines()
+    assert len(errors) == 1 and errors[0].startswith(f"error: registering http://127.0.0.1:{nobody} failed")
+    assert "Traceback" not in done.stdout + done.stderr
+    assert port_is_free(ports.ingress) and port_is_free(ports.admin)
+
+
+def test_a_missing_restate_server_is_explained(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(stack, "REPO", tmp_path)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(StackError, match=r"restate-server not found: run `npm install`"):
+        find_restate_server()
+
+
+def test_the_endpoint_without_a_key_says_what_to_do() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
+    done = subprocess.run(
+        [sys.executable, "-m", "app"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60
+    )
+
+    assert done.returncode == 1
+    assert "OPENAI_API_KEY is not set" in done.stderr and "make run" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -1,0 +1,288 @@
+"""Unit tests of the offline stand-in: its policy, both OpenAI wire formats, faults and counters."""
+
+import asyncio
+import json
+from typing import Any
+
+import httpx
+import pytest
+
+from dev.offline_llm.conversation import fill_arguments as fill
+from dev.offline_llm.conversation import (
+    from_chat_request,
+    from_responses_request,
+    parse_output,
+)
+from dev.offline_llm.policy import extract_cities, respond
+from dev.offline_llm.server import OfflineLLM
+
+# The schema the Agents SDK sends for `get_weather(wrapper, req: WeatherRequest)`.
+WEATHER_TOOL = {
+    "type": "function",
+    "name": "get_weather",
+    "description": "Get the current weather for a given city.",
+    "parameters": {
+        "type": "object",
+        "properties": {"req": {"$ref": "#/$defs/WeatherRequest"}},
+        "required": ["req"],
+        "additionalProperties": False,
+        "$defs": {
+            "WeatherRequest": {
+                "type": "object",
+                "properties": {"city": {"type": "string"}},
+                "required": ["city"],
+                "additionalProperties": False,
+            }
+        },
+    },
+    "strict": True,
+}
+
+
+def responses_body(*items: dict[str, Any], tools: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    return {
+        "model": "gpt-4.1",
+        "instructions": "You are a helpful agent that provides weather updates.",
+        "input": list(items),
+        "tools": tools if tools is not None else [WEATHER_TOOL],
+    }
+
+
+def user(text: str) -> dict[str, Any]:
+    return {"role": "user", "content": text}
+
+
+# --- prompt reading ------------------------------------------------------------------------------
+
+
+def test_cities_are_found_in_order_of_mention() -> None:
+    assert extract_cities("What is the weather like in New York and San Francisco?") == [
+        "New York",
+        "San Francisco",
+    ]
+    assert extract_cities("weather in tokyo?") == ["Tokyo"]
+
+
+def test_an_unknown_place_is_still_passed_on() -> None:
+    # The tool gets called and the weather API decides; the stand-in does not guess.
+    assert extract_cities("What is the weather like in Atlantis?") == ["Atlantis"]
+    assert extract_cities("hello there") == []
+
+
+def test_arguments_follow_nested_schemas() -> None:
+    assert fill(WEATHER_TOOL["parameters"], {"city": "Denver"}) == {"req": {"city": "Denver"}}
+    flat = {
+        "type": "object",
+        "properties": {"city": {"type": "string"}, "days": {"type": "integer", "default": 3}},
+    }
+    assert fill(flat, {"city": "Oslo"}) == {"city": "Oslo", "days": 3}
+
+
+def test_pydantic_reprs_and_json_outputs_are_read() -> None:
+    assert parse_output("temperature=16.0 description='Partly cloudy'") == {
+        "temperature": 16.0,
+        "description": "Partly cloudy",
+    }
+    assert parse_output('{"temperature": 7, "description": "Clear"}') == {
+        "temperature": 7,
+        "description": "Clear",
+    }
+    assert parse_output("plain words") is None
+
+
+# --- the weather skill ---------------------------------------------------------------------------
+
+
+def test_weather_question_calls_the_tool_then_answers_from_its_output() -> None:
+    first = respond(
+        from_responses_request(responses_body(user("What is the weather like in San Francisco?")))
+    )
+    assert first.text is None
+    assert first.calls == [("get_weather", {"req": {"city": "San Francisco"}})]
+
+    second = respond(
+        from_responses_request(
+            responses_body(
+                user("What is the weather like in San Francisco?"),
+                {
+                    "type": "function_call",
+                    "call_id": "c1",
+                    "name": "get_weather",
+                    "arguments": '{"req": {"city": "San Francisco"}}',
+                },
+                {
+                    "type": "function_call_output",
+                    "call_id": "c1",
+                    "output": "temperature=16.0 description='Partly cloudy'",
+                },
+            )
+        )
+    )
+    assert second.calls == []
+    assert second.text == "The weather in San Francisco is currently partly cloudy, 16 degrees Celsius."
+
+
+def test_two_cities_are_two_calls_in_one_turn() -> None:
+    reply = respond(from_responses_request(responses_body(user("Weather in New York and San Francisco?"))))
+    assert [args["req"]["city"] for _, args in reply.calls] == ["New York", "San Francisco"]
+
+
+def test_a_tool_error_is_reported_not_invented() -> None:
+    reply = respond(
+        from_responses_request(
+            responses_body(
+                user("Weather in Atlantis?"),
+                {
+                    "type": "function_call",
+                    "call_id": "c1",
+                    "name": "get_weather",
+                    "arguments": '{"req": {"city": "Atlantis"}}',
+                },
+                {
+                    "type": "function_call_output",
+                    "call_id": "c1",
+                    "output": "An error occurred: Unknown location",
+                },
+            )
+        )
+    )
+    assert reply.text is not None
+    assert "Atlantis" in reply.text and "could not" in reply.text
+
+
+def test_a_new_question_starts_a_new_round() -> None:
+    # Tool results from an earlier question must not answer the next one.
+    conv = from_responses_request(
+        responses_body(
+            user("Weather in Paris?"),
+            {
+                "type": "function_call",
+                "call_id": "c1",
+                "name": "get_weather",
+                "arguments": '{"req": {"city": "Paris"}}',
+            },
+            {
+                "type": "function_call_output",
+                "call_id": "c1",
+                "output": "temperature=14.0 description='Cloudy'",
+            },
+            {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "Cloudy."}]},
+            user("And in Rome?"),
+        )
+    )
+    assert respond(conv).calls == [("get_weather", {"req": {"city": "Rome"}})]
+
+
+def test_chat_completions_requests_are_understood() -> None:
+    body = {
+        "model": "gpt-4.1",
+        "messages": [
+            {"role": "system", "content": "You are a helpful weather assistant."},
+            {"role": "user", "content": "What is the weather like in Tokyo?"},
+        ],
+        "tools": [
+            {
+                "type": "function",
+                "function": {
+                    "name": "get_weather",
+                    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+                },
+            }
+        ],
+    }
+    assert respond(from_chat_request(body)).calls == [("get_weather", {"city": "Tokyo"})]
+
+
+def test_without_a_matching_skill_the_answer_says_so() -> None:
+    reply = respond(from_responses_request(responses_body(user("Tell me a joke"), tools=[])))
+    assert reply.text is not None and "offline stand-in" in reply.text and "Tell me a joke" in reply.text
+
+
+def test_replies_are_deterministic() -> None:
+    body = responses_body(user("What is the weather like in Denver?"))
+    assert respond(from_responses_request(body)) == respond(
+        from_responses_request(json.loads(json.dumps(body)))
+    )
+
+
+# --- over HTTP: wire formats, faults, counters -----------------------------------------------------
+
+
+def run_against_stub(script: Any) -> Any:
+    async def main() -> Any:
+        transport = httpx.ASGITransport(app=OfflineLLM())
+        async with httpx.AsyncClient(transport=transport, base_url="http://stub") as client:
+            return await script(client)
+
+    return asyncio.run(main())
+
+
+def test_responses_endpoint_speaks_the_openai_sdk_format() -> None:
+    from openai.types.responses import Response
+
+    async def script(client: httpx.AsyncClient) -> Any:
+        return await client.post("/v1/responses", json=responses_body(user("Weather in Denver?")))
+
+    resp = run_against_stub(script)
+    assert resp.status_code == 200
+    parsed = Response.model_validate(resp.json())
+    call = parsed.output[0]
+    assert call.type == "function_call"
+    assert json.loads(call.arguments) == {"req": {"city": "Denver"}}
+    assert parsed.usage is not None and parsed.usage.total_tokens > 0
+
+
+def test_chat_endpoint_speaks_the_openai_sdk_format() -> None:
+    from openai.types.chat import ChatCompletion
+
+    async def script(client: httpx.AsyncClient) -> Any:
+        body = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+        return await client.post("/v1/chat/completions", json=body)
+
+    parsed = ChatCompletion.model_validate(run_against_stub(script).json())
+    assert parsed.choices[0].message.content is not None
+    assert parsed.choices[0].finish_reason == "stop"
+
+
+def test_faults_fail_the_next_calls_then_clear() -> None:
+    async def script(client: httpx.AsyncClient) -> Any:
+        await client.post(
+            "/_stub/faults", json={"target": "llm", "count": 2, "status": 429, "retry_after": 1.5}
+        )
+        codes = []
+        for _ in range(3):
+            r = await client.post("/v1/responses", json=responses_body(user("Weather in Rome?")))
+            codes.append((r.status_code, r.headers.get("retry-after")))
+        return codes, (await client.get("/_stub/stats")).json()
+
+    codes, stats = run_against_stub(script)
+    assert codes == [(429, "1.5"), (429, "1.5"), (200, None)]
+    assert stats["llm_calls"] == 3 and stats["llm_completed"] == 1 and stats["faults_injected"] == 2
+
+
+def test_after_lets_calls_through_before_the_fault() -> None:
+    async def script(client: httpx.AsyncClient) -> Any:
+        await client.post("/_stub/faults", json={"target": "weather", "count": 1, "after": 1, "status": 500})
+        return [(await client.get("/wttr/Oslo?format=j1")).status_code for _ in range(3)]
+
+    assert run_against_stub(script) == [200, 500, 200]
+
+
+def test_weather_lookalike_matches_wttr_in() -> None:
+    async def script(client: httpx.AsyncClient) -> Any:
+        return await client.get("/wttr/San%20Francisco?format=j1"), await client.get(
+            "/wttr/Atlantis?format=j1"
+        )
+
+    known, unknown = run_against_stub(script)
+    current = known.json()["current_condition"][0]
+    assert (current["temp_C"], current["weatherDesc"][0]["value"]) == ("16", "Partly cloudy")
+    assert unknown.status_code == 404 and unknown.text.startswith("Unknown location")
+
+
+@pytest.mark.parametrize("spec", [{"target": "nowhere"}, {"count": "many"}])
+def test_bad_fault_specs_are_refused(spec: dict[str, Any]) -> None:
+    async def script(client: httpx.AsyncClient) -> Any:
+        return await client.post("/_stub/faults", json=spec)
+
+    assert run_against_stub(script).status_code == 400
