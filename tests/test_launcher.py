@@ -82,7 +82,12 @@ def launcher(tmp_path: Path, ports: Ports) -> Iterator[Running]:
     running = Running(launcher_env(tmp_path, ports))
     yield running
     if running.proc.poll() is None:
-        running.proc.kill()
+        # SIGTERM first: the launcher stops its children; a SIGKILL would leave them running.
+        running.proc.terminate()
+        try:
+            running.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            running.proc.kill()
     running.proc.wait()
     running.pump.join(timeout=5)
     for pipe in (running.proc.stdout, running.proc.stderr):

@@ -1,0 +1,45 @@
+"""Every `curl localhost:8080/...` in the README names a registered handler and sends valid JSON."""
+
+import json
+import re
+import shlex
+
+import httpx
+import pytest
+
+from dev.stack import REPO
+from harness import Tour
+
+pytestmark = pytest.mark.e2e
+
+INGRESS_CURL = re.compile(r"curl [^`\n]*?localhost:8080/[^`\n]*")
+
+
+def readme_commands() -> list[str]:
+    return sorted(set(INGRESS_CURL.findall((REPO / "README.md").read_text())))
+
+
+def test_the_readme_has_tour_commands() -> None:
+    assert any("/WeatherAgent/run" in c for c in readme_commands())
+
+
+@pytest.mark.parametrize("command", readme_commands())
+def test_readme_command_targets_a_registered_handler(tour: Tour, command: str) -> None:
+    args = shlex.split(command)
+    url = next(a for a in args if a.startswith("localhost:8080/"))
+    if "--json" in args:
+        json.loads(args[args.index("--json") + 1])  # the body is valid JSON as written
+
+    parts = url.removeprefix("localhost:8080/").split("/")
+    if parts[0] == "restate":
+        return  # the ingress's own API (awakeables, invocations)
+    if parts[-1] == "send":
+        parts = parts[:-1]
+    service = httpx.get(f"{tour.admin.url}/services/{parts[0]}", timeout=10)
+    assert service.status_code == 200, f"{parts[0]} is not a registered service: {command}"
+    handlers = {h["name"] for h in service.json()["handlers"]}
+    keyed = service.json()["ty"] in ("VirtualObject", "Workflow")
+    assert len(parts) == (3 if keyed else 2), (
+        f"expected {'Service/key/handler' if keyed else 'Service/handler'}"
+    )
+    assert parts[-1] in handlers, f"{parts[-1]} is not a handler of {parts[0]} ({sorted(handlers)})"
