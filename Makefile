@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: run test lint fmt test-replay clean install
+.PHONY: run test lint fmt test-replay bench clean install
 
 run: install
 	@$(PY) -m dev
@@ -18,6 +18,10 @@ test: install lint
 
 test-replay: install
 	TOUR_FORCE_REPLAY=1 $(PY) -m pytest -m e2e $(PYTEST_ARGS)
+
+# Figures, not assertions: printed, and merged into bench/results.json.
+bench: install
+	$(PY) -m bench.approvals --count 500
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -21,12 +21,21 @@ from hypercorn.config import Config
 from restate.server import install_shutdown_hook
 
 from app.durable_agent import agent_service as weather_agent
+from app.human_approval_agent import agent_service as human_claim_approval_agent
+from app.human_approval_agent_with_timeout import agent_service as human_claim_approval_with_timeouts_agent
+from app.sub_workflow_agent import agent_service as sub_workflow_claim_approval_agent
+from app.sub_workflow_agent import human_approval_workflow
 from app.utils.llm import configure_openai_client
 
 app = restate.app(
     services=[
         # Durable execution
         weather_agent,
+        # Human-in-the-loop
+        human_claim_approval_agent,
+        human_claim_approval_with_timeouts_agent,
+        sub_workflow_claim_approval_agent,
+        human_approval_workflow,
     ]
 )
 

@@ -1,11 +1,11 @@
+import contextlib
 import os
 import shutil
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from harness import Tour
+from dev.harness import FORCE_REPLAY, Tour
 
 # Keys and endpoints of a real OpenAI account must never reach the processes under test: every
 # LLM call goes to the offline stand-in, and a test can never spend money.
@@ -25,11 +25,13 @@ def _no_real_openai() -> Iterator[None]:
     os.environ.update(saved)
 
 
-@pytest.fixture(scope="session")
-def tour(tmp_path_factory: pytest.TempPathFactory, _no_real_openai: None) -> Iterator[Tour]:
-    """One real stack for the session: restate-server, offline LLM and endpoint on free ports."""
-    workdir: Path = tmp_path_factory.mktemp("tour")
-    stack = Tour(workdir)
+@contextlib.contextmanager
+def running_tour(
+    factory: pytest.TempPathFactory, name: str, server_env: dict[str, str] | None = None
+) -> Iterator[Tour]:
+    """A real stack (restate-server, offline LLM, endpoint) on free ports, torn down even on failure."""
+    workdir = factory.mktemp(name)
+    stack = Tour(workdir, server_env)
     try:
         stack.start()
         yield stack
@@ -42,13 +44,37 @@ def tour(tmp_path_factory: pytest.TempPathFactory, _no_real_openai: None) -> Ite
         shutil.rmtree(workdir / "data", ignore_errors=True)
 
 
+@pytest.fixture(scope="session")
+def tour(tmp_path_factory: pytest.TempPathFactory, _no_real_openai: None) -> Iterator[Tour]:
+    """One real stack for the session, with the server settings `make run` uses."""
+    with running_tour(tmp_path_factory, "tour") as stack:
+        yield stack
+
+
+@pytest.fixture(scope="module")
+def quick_suspend_tour(tmp_path_factory: pytest.TempPathFactory, _no_real_openai: None) -> Iterator[Tour]:
+    """A stack whose server suspends an invocation after 2 s without progress (the default is 1 min)."""
+    env = {} if FORCE_REPLAY else {"RESTATE_WORKER__INVOKER__INACTIVITY_TIMEOUT": "2s"}
+    with running_tour(tmp_path_factory, "quick-suspend", env) as stack:
+        yield stack
+
+
+def fresh(stack: Tour) -> Iterator[Tour]:
+    """The stack with the stand-in's faults cleared and the endpoint running with default settings."""
+    stack.llm.reset()
+    if stack.endpoint is None or not stack.endpoint.alive() or stack.endpoint_overrides:
+        if stack.endpoint is not None:
+            stack.endpoint.stop()
+        stack.start_endpoint()
+    yield stack
+    stack.llm.reset()
+
+
 @pytest.fixture
 def stack(tour: Tour) -> Iterator[Tour]:
-    """The session's stack with the stand-in's faults cleared and a running endpoint."""
-    tour.llm.reset()
-    if tour.endpoint is None or not tour.endpoint.alive() or tour.endpoint_overrides:
-        if tour.endpoint is not None:
-            tour.endpoint.stop()
-        tour.start_endpoint()
-    yield tour
-    tour.llm.reset()
+    yield from fresh(tour)
+
+
+@pytest.fixture
+def waiting_stack(quick_suspend_tour: Tour) -> Iterator[Tour]:
+    yield from fresh(quick_suspend_tour)

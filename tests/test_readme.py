@@ -7,8 +7,8 @@ import shlex
 import httpx
 import pytest
 
+from dev.harness import Tour
 from dev.stack import REPO
-from harness import Tour
 
 pytestmark = pytest.mark.e2e
 

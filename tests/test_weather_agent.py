@@ -2,7 +2,7 @@
 
 import pytest
 
-from harness import Tour, wait_until
+from dev.harness import Tour, wait_until
 
 pytestmark = pytest.mark.e2e
 

@@ -4,7 +4,8 @@ The defaults are the tour's example inputs: the Restate UI playground shows them
 `curl ... --json '{}'` works.
 """
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
 
 
 class WeatherPrompt(BaseModel):
@@ -28,3 +29,25 @@ class WeatherResponse(BaseModel):
 
     temperature: float = Field(description="Temperature in degrees Celsius.")
     description: str = Field(description="Short description, e.g. Partly cloudy.")
+
+
+class ClaimPrompt(BaseModel):
+    """An insurance claim, described in words."""
+
+    message: str = Field(
+        default="Process my hospital bill of 3000USD for a broken leg.",
+        min_length=1,
+        description="The claim in plain words: what happened, where, and the amount.",
+    )
+
+
+class InsuranceClaim(BaseModel):
+    """An insurance claim. JSON field names are camelCase (placeOfService)."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+    date: str = Field(description="When the costs were incurred, e.g. 2024-10-01.")
+    amount: float = Field(description="The amount claimed.")
+    category: str = Field(description="The kind of claim, e.g. medical or auto.")
+    place_of_service: str = Field(description="Where the service was provided, e.g. a hospital.")
+    reason: str = Field(description="What the claim is for, e.g. a broken leg.")

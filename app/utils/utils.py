@@ -4,13 +4,18 @@ They do the real work behind the agents' tools. Each is called inside a durable 
 (`ctx.run_typed`), so its result is journaled and a retry or a replay never repeats it.
 """
 
+import json
 import os
 from urllib.parse import quote
 
 import httpx
+import restate
 from restate import TerminalError
 
-from app.utils.models import WeatherRequest, WeatherResponse
+from app.utils.models import InsuranceClaim, WeatherRequest, WeatherResponse
+
+# Restate's logger stays quiet while a handler replays its journal: each line is logged once.
+logger = restate.getLogger(__name__)
 
 # wttr.in by default; `make run` (offline) and the tests point this at the stand-in's copy of it.
 WEATHER_API_URL = os.environ.get("WEATHER_API_URL", "https://wttr.in").rstrip("/")
@@ -59,3 +64,36 @@ def parse_weather_data(weather_data: dict) -> WeatherResponse:
         temperature=float(current["temp_C"]),
         description=current["weatherDesc"][0]["value"],
     )
+
+
+def request_human_review(claim: InsuranceClaim, awakeable_id: str) -> None:
+    """Notify a human reviewer. Here: print the commands that approve or reject, to the service log.
+
+    In a real system this would send an e-mail or a Slack message with two buttons.
+    """
+    ingress = os.environ.get("RESTATE_INGRESS_URL", "http://localhost:8080").removeprefix("http://")
+    resolve = f"curl {ingress}/restate/awakeables/{awakeable_id}/resolve --json"
+    print(
+        f"🔔 Human review requested for claim: {claim.model_dump_json(by_alias=True)}\n"
+        f"   approve: {resolve} 'true'\n"
+        f"   reject:  {resolve} 'false'",
+        flush=True,
+    )
+
+
+def parse_decision(answer: bytes | None) -> bool | None:
+    """The reviewer's decision from the body of the resolve command: JSON `true` or `false`.
+
+    Restate's ingress accepts any body for an awakeable, so a typo (`--json 'maybe'`) arrives
+    here. It must not decide the claim, nor break the invocation: it is logged and ignored, and
+    the caller asks again.
+    """
+    try:
+        value = json.loads(answer or b"")
+    except ValueError:
+        value = None
+    if isinstance(value, bool):
+        return value
+    shown = (answer or b"").decode(errors="replace")[:80]
+    logger.warning("Ignored the answer %r to a review request: send true or false. Asking again.", shown)
+    return None

@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable
 
 from dev.offline_llm import weather_data
+from dev.offline_llm.claims import claim_approval
 from dev.offline_llm.conversation import Conversation, Reply, fill_arguments, parse_output
 
 Skill = Callable[[Conversation], Reply | None]
@@ -89,7 +90,7 @@ def fallback(conv: Conversation) -> Reply:
     return Reply(text=f"(offline stand-in model) I have no scripted answer for this request: {asked!r}")
 
 
-SKILLS: list[Skill] = [weather]
+SKILLS: list[Skill] = [claim_approval, weather]
 
 
 def respond(conv: Conversation) -> Reply:

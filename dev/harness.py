@@ -1,6 +1,6 @@
-"""The stack under test: a real restate-server, the offline LLM and the endpoint, on free ports.
+"""The whole stack on free ports — real restate-server, offline LLM, endpoint — for tests and benchmarks.
 
-Tests talk to it as a user does (HTTP through the ingress) and look inside through the admin API's
+They talk to it as a user does (HTTP through the ingress) and look inside through the admin API's
 SQL introspection. Built from `dev.stack`, the same parts `make run` uses.
 """
 
@@ -146,6 +146,26 @@ class Tour:
             for c in self.llm.stats()["calls"]
             if c["api"] in ("responses", "chat") and containing in c.get("input", "")
         ]
+
+    def review_requests(self, marker: str) -> list[tuple[str, str]]:
+        """(approve, reject) commands printed in the endpoint log for claims whose line has `marker`."""
+        lines = (self.workdir / "endpoint.log").read_text(errors="replace").splitlines()
+        found = []
+        for i, line in enumerate(lines):
+            if "Human review requested" in line and marker in line and i + 2 < len(lines):
+                approve, reject = (lines[i + j].split(":", 1)[1].strip() for j in (1, 2))
+                found.append((approve, reject))
+        return found
+
+    def wait_review(self, marker: str, count: int = 1, timeout: float = 30) -> tuple[str, str]:
+        """Wait for the `count`-th review request for `marker`; return its (approve, reject) commands."""
+        requests = wait_until(
+            lambda: (r := self.review_requests(marker)) and len(r) >= count and r,
+            timeout=timeout,
+            what=f"review request #{count} for {marker!r}",
+        )
+        found: tuple[str, str] = requests[count - 1]
+        return found
 
     def weather_calls(self, city: str) -> list[dict[str, Any]]:
         return [c for c in self.llm.stats()["calls"] if c["api"] == "weather" and c.get("input") == city]

@@ -1,0 +1,1 @@
+"""Benchmarks of the tour against the real restate-server and the offline LLM: `make bench`."""
