@@ -20,12 +20,20 @@ from hypercorn.asyncio import serve
 from hypercorn.config import Config
 from restate.server import install_shutdown_hook
 
+from app.chat import chat
 from app.durable_agent import agent_service as weather_agent
 from app.human_approval_agent import agent_service as human_claim_approval_agent
 from app.human_approval_agent_with_timeout import agent_service as human_claim_approval_with_timeouts_agent
+from app.multi_agent import agent_service as multi_agent_claim_approval
+from app.multi_agent import remote_agent_service as remote_multi_agent_claim_approval
 from app.sub_workflow_agent import agent_service as sub_workflow_claim_approval_agent
 from app.sub_workflow_agent import human_approval_workflow
 from app.utils.llm import configure_openai_client
+from app.utils.sub_agents import (
+    eligibility_agent_service,
+    fraud_agent_service,
+    rate_comparison_agent_service,
+)
 
 app = restate.app(
     services=[
@@ -36,6 +44,15 @@ app = restate.app(
         human_claim_approval_with_timeouts_agent,
         sub_workflow_claim_approval_agent,
         human_approval_workflow,
+        # Durable sessions
+        chat,
+        # Multi-agent coordination
+        multi_agent_claim_approval,
+        remote_multi_agent_claim_approval,
+        # Sub-agents, called by other agents as remote tools
+        eligibility_agent_service,
+        fraud_agent_service,
+        rate_comparison_agent_service,
     ]
 )
 

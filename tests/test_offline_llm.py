@@ -7,6 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
+from dev.offline_llm.claims import parse_claim
 from dev.offline_llm.conversation import fill_arguments as fill
 from dev.offline_llm.conversation import (
     from_chat_request,
@@ -194,7 +195,12 @@ def test_chat_completions_requests_are_understood() -> None:
 
 
 def test_without_a_matching_skill_the_answer_says_so() -> None:
-    reply = respond(from_responses_request(responses_body(user("Tell me a joke"), tools=[])))
+    unknown_tool = {
+        "type": "function",
+        "name": "launch_rocket",
+        "parameters": {"type": "object", "properties": {}},
+    }
+    reply = respond(from_responses_request(responses_body(user("Tell me a joke"), tools=[unknown_tool])))
     assert reply.text is not None and "offline stand-in" in reply.text and "Tell me a joke" in reply.text
 
 
@@ -286,3 +292,177 @@ def test_bad_fault_specs_are_refused(spec: dict[str, Any]) -> None:
         return await client.post("/_stub/faults", json=spec)
 
     assert run_against_stub(script).status_code == 400
+
+
+# --- claims ------------------------------------------------------------------------------------------
+
+CLAIM_TOOL = {
+    "type": "function",
+    "name": "human_approval",
+    "parameters": {
+        "type": "object",
+        "properties": {
+            "claim": {
+                "type": "object",
+                "properties": {
+                    "date": {"type": "string"},
+                    "amount": {"type": "number"},
+                    "category": {"type": "string"},
+                    "placeOfService": {"type": "string"},
+                    "reason": {"type": "string"},
+                },
+            }
+        },
+    },
+}
+CLAIM_INSTRUCTIONS = "You are an insurance claim evaluation agent. Above 1000, ask for human approval."
+
+
+def conversation(instructions: str, *items: dict[str, Any], tools: list[dict[str, Any]]) -> Any:
+    return from_responses_request({"instructions": instructions, "input": list(items), "tools": tools})
+
+
+@pytest.mark.parametrize(
+    ("text", "amount", "currency", "kind", "reason"),
+    [
+        ("Process my hospital bill of 3000USD for a broken leg.", 3000, "USD", "medical", "broken leg"),
+        ("Reimburse $500 for a sprained ankle at the clinic on 2024-10-01", 500, "USD", "medical", "sprained ankle"),
+        ("My car was hit; the garage wants 2,500 euros", 2500, "EUR", "auto", None),
+        ('Claim: {"date": "2024-10-01", "amount": 7000, "category": "orthopedic", '
+         '"placeOfService": "General Hospital", "reason": "knee surgery"}', 7000, "USD", "medical", "knee surgery"),
+    ],
+)  # fmt: skip
+def test_claims_are_read_from_words_and_from_json(
+    text: str, amount: float, currency: str, kind: str, reason: str | None
+) -> None:
+    parsed = parse_claim(text)
+    assert (parsed.amount, parsed.currency, parsed.kind()) == (amount, currency, kind)
+    if reason is not None:
+        assert parsed.reason == reason
+
+
+def test_a_high_claim_asks_a_human_with_the_claim_fields() -> None:
+    reply = respond(conversation(CLAIM_INSTRUCTIONS, user("Process my hospital bill of 3000USD for a broken leg."),
+                                 tools=[CLAIM_TOOL]))  # fmt: skip
+    assert reply.calls == [
+        ("human_approval", {"claim": {"date": "not given", "amount": 3000.0, "category": "medical",
+                                      "placeOfService": "hospital", "reason": "broken leg"}})
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("output", "answer"),
+    [
+        ("Approved", "was approved by a human reviewer"),
+        ("Rejected", "was rejected by a human reviewer"),
+        ("Approval timed out - evaluate the claim yourself", "timed out, so I evaluated it myself: approved"),
+    ],
+)
+def test_the_answer_follows_the_human_decision(output: str, answer: str) -> None:
+    conv = conversation(
+        CLAIM_INSTRUCTIONS,
+        user("Process my hospital bill of 3000USD for a broken leg."),
+        {"type": "function_call", "call_id": "c1", "name": "human_approval", "arguments": "{}"},
+        {"type": "function_call_output", "call_id": "c1", "output": output},
+        tools=[CLAIM_TOOL],
+    )
+    assert answer in (respond(conv).text or "")
+
+
+def test_a_small_claim_is_decided_alone() -> None:
+    reply = respond(
+        conversation(CLAIM_INSTRUCTIONS, user("Reimburse 500USD for a sprained ankle."), tools=[CLAIM_TOOL])
+    )
+    assert reply.calls == [] and "without a human review" in (reply.text or "")
+
+
+def test_the_intake_agent_hands_off_by_kind_of_claim() -> None:
+    handoffs = [
+        {"type": "function", "name": "transfer_to_medicalspecialist", "description": "Handles medical claims",
+         "parameters": {"type": "object", "properties": {}}},
+        {"type": "function", "name": "transfer_to_autospecialist", "description": "Handles auto claims",
+         "parameters": {"type": "object", "properties": {}}},
+    ]  # fmt: skip
+    medical = conversation("Route insurance claims.", user('Claim: {"amount": 3000, "category": "orthopedic", '
+                           '"reason": "broken leg"}'), tools=handoffs)  # fmt: skip
+    auto = conversation("Route insurance claims.", user('Claim: {"amount": 900, "category": "auto", '
+                        '"reason": "bumper"}'), tools=handoffs)  # fmt: skip
+    assert respond(medical).calls == [("transfer_to_medicalspecialist", {})]
+    assert respond(auto).calls == [("transfer_to_autospecialist", {})]
+
+
+def test_specialists_decide_within_their_limit_and_competence() -> None:
+    instructions = "Review medical claims for coverage and necessity. Approve or deny claims up to $50,000."
+
+    def decide(body: str) -> str:
+        return respond(conversation(instructions, user(f"Claim: {body}"), tools=[])).text or ""
+
+    assert decide('{"amount": 3000, "category": "orthopedic", "reason": "broken leg"}').endswith(
+        ": approved."
+    )
+    assert "above my approval limit" in decide(
+        '{"amount": 90000, "category": "medical", "reason": "surgery"}'
+    )
+    assert "not a medical claim" in decide('{"amount": 900, "category": "auto", "reason": "bumper"}')
+
+
+@pytest.mark.parametrize(
+    ("instructions", "low", "high"),
+    [
+        ("Decide whether the following claim is eligible for reimbursement.", "eligible", "eligible"),
+        ("Decide how likely the following claim is to be fraudulent.", "low risk", "high risk"),
+        ("Decide whether the cost of the following claim is reasonable.", "reasonable", "not reasonable"),
+    ],
+)
+def test_sub_agents_answer_their_one_question(instructions: str, low: str, high: str) -> None:
+    def ask(amount: int) -> str:
+        claim_json = f'{{"amount": {amount}, "category": "medical", "reason": "broken leg"}}'
+        return respond(conversation(instructions, user(claim_json), tools=[])).text or ""
+
+    assert ask(3000) == low
+    assert ask(50000) == high
+
+
+def test_a_coordinator_calls_each_claim_tool_once_then_decides() -> None:
+    tools = [dict(CLAIM_TOOL, name="check_eligibility"), dict(CLAIM_TOOL, name="check_fraud")]
+    prompt = user('Claim: {"amount": 3000, "category": "medical", "reason": "broken leg"}')
+    first = respond(conversation("You are a claim approval engine.", prompt, tools=tools))
+    assert [name for name, _ in first.calls] == ["check_eligibility", "check_fraud"]
+
+    done = respond(
+        conversation(
+            "You are a claim approval engine.",
+            prompt,
+            {"type": "function_call", "call_id": "a", "name": "check_eligibility", "arguments": "{}"},
+            {"type": "function_call", "call_id": "b", "name": "check_fraud", "arguments": "{}"},
+            {"type": "function_call_output", "call_id": "a", "output": "not eligible"},
+            {"type": "function_call_output", "call_id": "b", "output": "low risk"},
+            tools=tools,
+        )
+    )
+    assert (
+        done.calls == []
+        and "is rejected" in (done.text or "")
+        and "check_eligibility: not eligible" in (done.text or "")
+    )
+
+
+# --- chat memory -----------------------------------------------------------------------------------
+
+
+def assistant(text: str) -> dict[str, Any]:
+    return {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": text}]}
+
+
+def test_the_chat_answers_from_earlier_turns() -> None:
+    def reply(*items: dict[str, Any]) -> str:
+        return respond(conversation("You are a helpful assistant.", *items, tools=[])).text or ""
+
+    assert reply(user("My name is Alice.")) == "Nice to meet you, Alice! I will remember your name."
+    assert (
+        reply(user("My name is Alice."), assistant("Hi"), user("What is my name?")) == "Your name is Alice."
+    )
+    assert reply(user("What is my name?")) == "You have not told me your name yet."
+    assert reply(user("hello"), assistant("Hi"), user("what did I say?")) == "Before this, you said: 'hello'."
+    assert reply(user("a"), assistant("b"), user("c")).endswith("This is message 2 of our conversation.")
+    assert reply(user("Make a poem about durable execution.")).startswith("A poem about durable execution:")

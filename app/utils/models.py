@@ -51,3 +51,9 @@ class InsuranceClaim(BaseModel):
     category: str = Field(description="The kind of claim, e.g. medical or auto.")
     place_of_service: str = Field(description="Where the service was provided, e.g. a hospital.")
     reason: str = Field(description="What the claim is for, e.g. a broken leg.")
+
+
+class ChatMessage(BaseModel):
+    """One message to the chat assistant."""
+
+    message: str = Field(default="Make a poem about durable execution.", min_length=1)

@@ -12,6 +12,8 @@ APPROVAL_THRESHOLD = 1000
 _MEDICAL = ("hospital", "doctor", "clinic", "surgery", "broken", "fracture", "leg", "arm", "dental",
             "dentist", "medication", "medical", "x-ray", "mri", "ambulance", "physio", "therapy", "sprain")  # fmt: skip
 _AUTO = ("car", "vehicle", "accident", "collision", "bumper", "windshield", "garage", "tow", "auto", "crash")
+_MEDICAL_WORDS = {*_MEDICAL, "orthopedic", "health", "injury", "treatment", "emergency", "x-ray"}
+_AUTO_WORDS = set(_AUTO)
 _PLACES = ("hospital", "clinic", "pharmacy", "dentist", "emergency room", "garage", "repair shop", "doctor")
 
 _AMOUNT = re.compile(
@@ -47,9 +49,19 @@ class Claim:
             "reason": self.reason,
         }
 
+    def kind(self) -> str:
+        """medical, auto or other: from the category, or else from the words of the claim."""
+        for text in (self.category, f"{self.reason} {self.place}"):
+            words = set(re.findall(r"[a-z][a-z-]*", text.lower()))
+            if words & _MEDICAL_WORDS:
+                return "medical"
+            if words & _AUTO_WORDS:
+                return "auto"
+        return "other"
+
     def covered(self) -> bool:
         """The stand-in's own rule when no human decides: medical and auto claims are covered."""
-        return self.category in ("medical", "auto")
+        return self.kind() in ("medical", "auto")
 
 
 def _amount(text: str) -> tuple[float | None, str]:
@@ -71,12 +83,20 @@ def _amount(text: str) -> tuple[float | None, str]:
     return best if best is not None else (None, "USD")
 
 
+def _embedded_json(text: str) -> Any:
+    """The JSON object in a text such as `Claim: {...}`, or None."""
+    start = text.find("{")
+    if start < 0:
+        return None
+    try:
+        return json.loads(text[start : text.rfind("}") + 1])
+    except ValueError:
+        return None
+
+
 def parse_claim(text: str) -> Claim:
     """A claim from a sentence ("hospital bill of 3000USD for a broken leg") or from claim JSON."""
-    try:
-        data = json.loads(text)
-    except ValueError:
-        data = None
+    data = _embedded_json(text)
     if isinstance(data, dict) and "amount" in data:
         return Claim(
             amount=float(data.get("amount") or 0),
@@ -89,12 +109,7 @@ def parse_claim(text: str) -> Claim:
     lowered = text.lower()
     amount, currency = _amount(text)
     words = set(re.findall(r"[a-z][a-z-]*", lowered))
-    if words & set(_MEDICAL) or "x-ray" in lowered:
-        category = "medical"
-    elif words & set(_AUTO):
-        category = "auto"
-    else:
-        category = "other"
+    category = "medical" if words & _MEDICAL_WORDS else "auto" if words & _AUTO_WORDS else "other"
     place = next((p for p in _PLACES if p in lowered), "unknown")
     reason_match = _REASON.search(text)
     reason = reason_match.group("reason").strip() if reason_match else text.strip().rstrip(".")
@@ -145,3 +160,106 @@ def claim_approval(conv: Conversation) -> Reply | None:
             text=f"The claim of {claim.money()} for {claim.reason} was approved by a human reviewer."
         )
     return Reply(text=f"I could not get a decision on the claim of {claim.money()}: {results[-1][1].strip()}")
+
+
+def _claim_of(conv: Conversation) -> Claim:
+    """The claim under discussion: the latest user message that describes one."""
+    for text in reversed(conv.user_texts()):
+        claim = parse_claim(text)
+        if claim.amount is not None:
+            return claim
+    return parse_claim(conv.last_user_text())
+
+
+def handoff_router(conv: Conversation) -> Reply | None:
+    """An intake agent with handoffs: hand the claim to the specialist for its kind."""
+    handoffs = [t for t in conv.tools if t.name.startswith("transfer_to_")]
+    if not handoffs:
+        return None
+    claim = _claim_of(conv)
+    kind = claim.kind()
+    for tool in handoffs:
+        if kind in f"{tool.name} {tool.description}".lower():
+            return Reply(calls=[(tool.name, {})])
+    names = ", ".join(t.name.removeprefix("transfer_to_") for t in handoffs)
+    return Reply(text=f"I cannot route a claim of kind '{kind}': the specialists here are {names}.")
+
+
+_CHECKS = {
+    # keyword in the instructions -> (what the check is called, its verdict for a claim)
+    "eligib": ("eligibility", lambda c: "eligible" if c.kind() == "medical" else "not eligible"),
+    "fraud": (
+        "fraud risk",
+        lambda c: (
+            "high risk"
+            if (c.amount or 0) > 20000
+            else "medium risk"
+            if (c.amount or 0) > 10000
+            else "low risk"
+        ),
+    ),
+    "reasonable": (
+        "rate comparison",
+        lambda c: "reasonable" if (c.amount or 0) <= 10000 else "not reasonable",
+    ),
+}
+
+
+def claim_check(conv: Conversation) -> Reply | None:
+    """A sub-agent with one question about a claim (eligibility, fraud, rates) answers it."""
+    if conv.tools:
+        return None
+    instructions = conv.instructions.lower()
+    for keyword, (_, verdict) in _CHECKS.items():
+        if keyword in instructions and "claim" in instructions:
+            return Reply(text=verdict(_claim_of(conv)))
+    return None
+
+
+def _verdict_words(outputs: list[str]) -> str:
+    """approved unless a check came back negative."""
+    negative = ("not eligible", "not reasonable", "high risk", "rejected", "denied")
+    return "rejected" if any(n in o.lower() for o in outputs for n in negative) else "approved"
+
+
+def claim_tools(conv: Conversation) -> Reply | None:
+    """An agent whose tools analyse a claim: call each of them once, then decide from the results."""
+    claim_tools = [t for t in conv.tools if {"amount", "reason"} <= {n.lower() for n in t.param_names()}]
+    if not claim_tools or any(t.name.startswith("transfer_to_") for t in conv.tools):
+        return None
+    claim = _claim_of(conv)
+    pending = [t for t in claim_tools if not conv.called(t.name)]
+    if pending:
+        return Reply(calls=[(t.name, fill_arguments(t.parameters, claim.arguments())) for t in pending])
+    results = conv.results()
+    outputs = [out for _, out in results]
+    findings = "; ".join(f"{call.name}: {out.strip()}" for call, out in results)
+    return Reply(
+        text=f"Decision: the claim of {claim.money()} for {claim.reason} is {_verdict_words(outputs)}. "
+        f"Findings: {findings}."
+    )
+
+
+_LIMIT = re.compile(r"up to \$?(\d[\d,]*)", re.IGNORECASE)
+
+
+def claim_decider(conv: Conversation) -> Reply | None:
+    """A specialist or decision agent without tools: decide the claim, within its limit if it has one."""
+    instructions = conv.instructions.lower()
+    if conv.tools or "claim" not in instructions:
+        return None
+    claim = _claim_of(conv)
+    if claim.amount is None:
+        return None
+    limit_match = _LIMIT.search(conv.instructions)
+    limit = float(limit_match.group(1).replace(",", "")) if limit_match else None
+    specialty = next((k for k in ("medical", "auto") if f"{k} claims" in instructions), None)
+    if specialty is not None and claim.kind() != specialty:
+        return Reply(text=f"Rejected: this is not a {specialty} claim, so it is outside my competence.")
+    if limit is not None and claim.amount > limit:
+        return Reply(text=f"Rejected: {claim.money()} is above my approval limit of {limit:,.0f}.")
+    # Earlier findings in the conversation (e.g. from parallel checks) weigh in.
+    earlier = [m.text for m in conv.messages if m.role in ("user", "tool_output")]
+    verdict = _verdict_words(earlier)
+    who = f"As the {specialty} specialist, I" if specialty else "I"
+    return Reply(text=f"{who} reviewed the claim of {claim.money()} for {claim.reason}: {verdict}.")

@@ -13,7 +13,8 @@ import re
 from collections.abc import Callable
 
 from dev.offline_llm import weather_data
-from dev.offline_llm.claims import claim_approval
+from dev.offline_llm.chat import chat
+from dev.offline_llm.claims import claim_approval, claim_check, claim_decider, claim_tools, handoff_router
 from dev.offline_llm.conversation import Conversation, Reply, fill_arguments, parse_output
 
 Skill = Callable[[Conversation], Reply | None]
@@ -90,7 +91,7 @@ def fallback(conv: Conversation) -> Reply:
     return Reply(text=f"(offline stand-in model) I have no scripted answer for this request: {asked!r}")
 
 
-SKILLS: list[Skill] = [claim_approval, weather]
+SKILLS: list[Skill] = [claim_approval, handoff_router, claim_tools, claim_check, claim_decider, weather, chat]
 
 
 def respond(conv: Conversation) -> Reply:

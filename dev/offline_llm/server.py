@@ -300,7 +300,7 @@ class OfflineLLM:
             entry["status"] = 400
             return 400, {"error": {"message": f"invalid JSON body: {e}", "type": "invalid_request_error"}}, []
         entry.update(
-            agent=conv.agent_name(), tools=[t.name for t in conv.tools], input=conv.last_user_text()[:200]
+            agent=conv.agent_name(), tools=[t.name for t in conv.tools], input=conv.last_user_text()[:400]
         )
         if self.state.latency_ms:
             await asyncio.sleep(self.state.latency_ms / 1000)

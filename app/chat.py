@@ -1,0 +1,55 @@
+"""Durable sessions: a chat agent whose conversation lives in a Virtual Object.
+
+Each chat is a `Chat` object, identified by its key (`Chat/<key>/...`). `message` runs the
+assistant with `use_restate_session=True`: the Agents SDK reads the conversation from the
+object's state and the new items are written back, journaled with the run, so the history
+survives crashes and restarts and is never half-written. Restate runs one `message` per key at a
+time (an exclusive handler), so concurrent messages queue instead of overwriting each other;
+`get_history` is a shared handler and answers even while a message is being processed.
+
+    curl localhost:8080/Chat/alice/message --json '{"message": "My name is Alice."}'
+    curl localhost:8080/Chat/alice/message --json '{"message": "What is my name?"}'
+    curl localhost:8080/Chat/alice/get_history
+
+The second answer knows the name; the history holds all four messages (two user, two assistant).
+`curl localhost:8080/Chat/alice/clear -X POST` starts the conversation over.
+"""
+
+from typing import Any
+
+import restate
+from agents import Agent
+from restate.ext.openai import DurableRunner
+from restate.ext.openai.session import RestateSession
+
+from app.utils.llm import LLM_RETRY, MODEL
+from app.utils.models import ChatMessage
+
+assistant = Agent[restate.ObjectContext](
+    name="Assistant",
+    instructions="You are a helpful assistant.",
+    model=MODEL,
+)
+
+chat = restate.VirtualObject("Chat")
+
+
+@chat.handler()
+async def message(ctx: restate.ObjectContext, req: ChatMessage) -> str:
+    result = await DurableRunner.run(
+        assistant, req.message, context=ctx, use_restate_session=True, run_options=LLM_RETRY
+    )
+    return str(result.final_output)
+
+
+@chat.handler(kind="shared")
+async def get_history(ctx: restate.ObjectSharedContext) -> list[dict[str, Any]]:
+    # Read through the same session class that `message` writes with, so this is exactly
+    # what the agent will see as its history on the next message.
+    items: list[Any] = await RestateSession().get_items()
+    return items
+
+
+@chat.handler()
+async def clear(ctx: restate.ObjectContext) -> None:
+    await RestateSession().clear_session()
