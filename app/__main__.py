@@ -20,12 +20,17 @@ from hypercorn.asyncio import serve
 from hypercorn.config import Config
 from restate.server import install_shutdown_hook
 
+from app.advanced.manual_loop_agent import manual_loop_agent
+from app.advanced.rollback_agent import agent_service as booking_with_rollback_agent
 from app.chat import chat
 from app.durable_agent import agent_service as weather_agent
+from app.error_handling import agent_service as error_handling_agent
 from app.human_approval_agent import agent_service as human_claim_approval_agent
 from app.human_approval_agent_with_timeout import agent_service as human_claim_approval_with_timeouts_agent
 from app.multi_agent import agent_service as multi_agent_claim_approval
 from app.multi_agent import remote_agent_service as remote_multi_agent_claim_approval
+from app.parallel_agents import agent_service as parallel_agent_claim_approval
+from app.parallel_tools_agent import agent_service as parallel_tool_claim_agent
 from app.sub_workflow_agent import agent_service as sub_workflow_claim_approval_agent
 from app.sub_workflow_agent import human_approval_workflow
 from app.utils.llm import configure_openai_client
@@ -49,6 +54,14 @@ app = restate.app(
         # Multi-agent coordination
         multi_agent_claim_approval,
         remote_multi_agent_claim_approval,
+        # Parallel work
+        parallel_tool_claim_agent,
+        parallel_agent_claim_approval,
+        # Error handling
+        error_handling_agent,
+        # Advanced patterns
+        manual_loop_agent,
+        booking_with_rollback_agent,
         # Sub-agents, called by other agents as remote tools
         eligibility_agent_service,
         fraud_agent_service,

@@ -4,9 +4,11 @@ They talk to it as a user does (HTTP through the ingress) and look inside throug
 SQL introspection. Built from `dev.stack`, the same parts `make run` uses.
 """
 
+import json
 import os
 import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -138,6 +140,23 @@ class Tour:
         return self.admin.query(
             f"SELECT index, entry_type, name FROM sys_journal WHERE id = '{invocation_id}' ORDER BY index"
         )
+
+    def step_times(self, invocation_id: str) -> list[tuple[str, datetime, datetime | None]]:
+        """(name, started, finished) of every `ctx.run` step, from the journal's timestamps."""
+        rows = self.admin.query(
+            f"SELECT entry_type, name, appended_at, entry_lite_json FROM sys_journal "
+            f"WHERE id = '{invocation_id}' ORDER BY index"
+        )
+        started: dict[int, tuple[str, datetime]] = {}
+        finished: dict[int, datetime] = {}
+        for row in rows:
+            entry = json.loads(row["entry_lite_json"])
+            at = datetime.fromisoformat(row["appended_at"].replace("Z", "+00:00"))
+            if row["entry_type"] == "Command: Run":
+                started[entry["Command"]["Run"]["completion_id"]] = (row["name"], at)
+            elif row["entry_type"] == "Notification: Run":
+                finished[entry["Notification"]["id"]["CompletionId"]] = at
+        return [(name, at, finished.get(cid)) for cid, (name, at) in sorted(started.items())]
 
     def llm_calls(self, containing: str) -> list[dict[str, Any]]:
         """The stand-in's log of LLM requests whose latest user message contains `containing`."""

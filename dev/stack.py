@@ -320,6 +320,10 @@ class OfflineLLM(Proc):
             f"{self.url}/_stub/faults", json={"target": target, "count": count, **spec}, timeout=5
         ).raise_for_status()
 
+    def latency(self, ms: int) -> None:
+        """A fixed delay for every LLM call from now on (reset() removes it)."""
+        httpx.post(f"{self.url}/_stub/latency", json={"ms": ms}, timeout=5).raise_for_status()
+
     def reset(self) -> None:
         httpx.post(f"{self.url}/_stub/reset", timeout=5).raise_for_status()
 

@@ -80,7 +80,7 @@ def test_concurrent_messages_to_one_chat_queue_up_and_none_is_lost(stack: Tour) 
         answers = list(pool.map(send, range(20)))
 
     # Each message saw all the ones before it (one at a time per key): positions 1..20, no repeats.
-    positions = sorted(int(re.search(r"message (\d+) of", a).group(1)) for a in answers)  # type: ignore[union-attr]
+    positions = sorted(int(re.search(r"message (\d+) of", a).group(1)) for a in answers)
     assert positions == list(range(1, 21))
     items = history(stack, key)
     assert len(items) == 40

@@ -1,14 +1,20 @@
-"""LLM settings shared by every agent of the tour.
+"""LLM settings and the OpenAI client shared by every agent of the tour.
 
 Everything is configured by environment variables (see the README's configuration table).
 With `OPENAI_API_KEY` set, the agents talk to OpenAI (or to `OPENAI_BASE_URL`); `make run` without
 a key points them at the offline stand-in instead. The code is the same either way.
 """
 
+import email.utils
 import os
+import time
 from datetime import timedelta
+from functools import cache
+from typing import Any
 
-from restate import RunOptions
+import openai
+from restate import RunOptions, TerminalError
+from restate.exceptions import RetryableError
 
 # The tour's agents do not name a model, so they ran on the Agents SDK's default of that time.
 # Newer SDKs default to a reasoning model with its own settings: pin the model here instead.
@@ -18,7 +24,7 @@ MODEL = os.environ.get("OPENAI_MODEL", "gpt-4.1")
 # many times in all: a broken prompt or an expired key must not turn into an endless, paid loop.
 LLM_MAX_ATTEMPTS = int(os.environ.get("LLM_MAX_ATTEMPTS", "5"))
 
-LLM_RETRY = RunOptions[object](
+LLM_RETRY: RunOptions[Any] = RunOptions(
     max_attempts=LLM_MAX_ATTEMPTS,
     initial_retry_interval=timedelta(milliseconds=500),
     max_retry_interval=timedelta(seconds=10),
@@ -27,14 +33,71 @@ LLM_RETRY = RunOptions[object](
 # Seconds one LLM request may take before it counts as a failed attempt.
 LLM_TIMEOUT_SECONDS = float(os.environ.get("LLM_TIMEOUT_SECONDS", "120"))
 
+# HTTP statuses where asking again cannot help: the request or the credentials are wrong.
+PERMANENT_STATUSES = {400, 401, 403, 404, 422}
 
-def configure_openai_client() -> None:
-    """Make the Agents SDK use a client that leaves retrying to Restate.
+
+def retry_after(response: Any) -> timedelta | None:
+    """The server's Retry-After (seconds, or an HTTP date), or OpenAI's retry-after-ms, if any."""
+    headers = getattr(response, "headers", None) or {}
+    if (ms := headers.get("retry-after-ms")) is not None:
+        try:
+            return timedelta(milliseconds=float(ms))
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return timedelta(seconds=max(0.0, float(value)))
+    except ValueError:
+        when = email.utils.parsedate_to_datetime(value)
+        return timedelta(seconds=max(0.0, when.timestamp() - time.time())) if when else None
+
+
+def classify(error: openai.APIStatusError) -> Exception:
+    """What Restate should do with a failed LLM request.
+
+    - 400/401/403/404/422: a TerminalError. Retrying a bad request or a bad key only costs time
+      (and money): the step fails at once, without using up the attempts.
+    - 408/409/429/5xx with Retry-After: a RetryableError that makes Restate wait as long as the
+      API asked before the next attempt.
+    - anything else: unchanged, retried with the step's backoff.
+    """
+    status = error.status_code
+    if status in PERMANENT_STATUSES:
+        # The message names the problem; OpenAI masks keys in it, and no header is copied.
+        return TerminalError(
+            f"The LLM API refused the request (HTTP {status}): {error.message}", status_code=status
+        )
+    wait = retry_after(error.response)
+    if wait is not None and (status in (408, 409, 429) or status >= 500):
+        return RetryableError(f"The LLM API asked to retry later (HTTP {status})", retry_after=wait)
+    return error
+
+
+class RestateAwareOpenAI(openai.AsyncOpenAI):
+    """The OpenAI client, with errors translated into what Restate understands (see `classify`)."""
+
+    async def request(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await super().request(*args, **kwargs)
+        except openai.APIStatusError as e:
+            raise classify(e) from e
+
+
+@cache
+def openai_client() -> RestateAwareOpenAI:
+    """The one client of the endpoint. It leaves retrying to Restate (max_retries=0).
 
     The OpenAI client retries twice on its own by default. Those retries are invisible to Restate
     and would multiply with its durable retries, so the attempt cap above would not hold.
     """
-    from agents import set_default_openai_client
-    from openai import AsyncOpenAI
+    return RestateAwareOpenAI(max_retries=0, timeout=LLM_TIMEOUT_SECONDS)
 
-    set_default_openai_client(AsyncOpenAI(max_retries=0, timeout=LLM_TIMEOUT_SECONDS))
+
+def configure_openai_client() -> None:
+    """Make the Agents SDK use `openai_client()` for every agent."""
+    from agents import set_default_openai_client
+
+    set_default_openai_client(openai_client())

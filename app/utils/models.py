@@ -57,3 +57,59 @@ class ChatMessage(BaseModel):
     """One message to the chat assistant."""
 
     message: str = Field(default="Make a poem about durable execution.", min_length=1)
+
+
+class MultiWeatherPrompt(BaseModel):
+    """A question about the weather in one or more cities."""
+
+    message: str = Field(default="What is the weather like in New York and San Francisco?", min_length=1)
+
+
+class HotelBooking(BaseModel):
+    """A hotel reservation."""
+
+    location: str = Field(description="City of the hotel.")
+    checkin_date: str
+    checkout_date: str
+    guests: int = Field(ge=1)
+    room_type: str = "standard"
+
+
+class FlightBooking(BaseModel):
+    """A flight reservation."""
+
+    origin: str = Field(description="Departure airport or city.")
+    destination: str = Field(description="Arrival airport or city.")
+    departure_date: str
+    return_date: str | None = None
+    passengers: int = Field(ge=1)
+    class_type: str = "economy"
+
+
+class CarBooking(BaseModel):
+    """A rental car reservation."""
+
+    location: str = Field(description="City where the car is picked up.")
+    pickup_date: str
+    return_date: str
+    car_type: str = Field(
+        default="compact", description="compact, sedan, suv, van, convertible or limousine."
+    )
+
+
+class BookingPrompt(BaseModel):
+    """A trip to book: hotel, flight and car."""
+
+    booking_id: str = Field(default="", description="Your reference for this trip; empty: one is generated.")
+    message: str = Field(
+        default="I need to book a business trip to San Francisco from March 15-17. Flying from JFK, "
+        "need a hotel downtown for 1 guest and a compact car.",
+        min_length=1,
+    )
+
+
+class BookingResult(BaseModel):
+    """What a booking system answers."""
+
+    id: str
+    confirmation: str

@@ -4,6 +4,7 @@ They do the real work behind the agents' tools. Each is called inside a durable 
 (`ctx.run_typed`), so its result is journaled and a retry or a replay never repeats it.
 """
 
+import asyncio
 import json
 import os
 from urllib.parse import quote
@@ -12,7 +13,15 @@ import httpx
 import restate
 from restate import TerminalError
 
-from app.utils.models import InsuranceClaim, WeatherRequest, WeatherResponse
+from app.utils.models import (
+    BookingResult,
+    CarBooking,
+    FlightBooking,
+    HotelBooking,
+    InsuranceClaim,
+    WeatherRequest,
+    WeatherResponse,
+)
 
 # Restate's logger stays quiet while a handler replays its journal: each line is logged once.
 logger = restate.getLogger(__name__)
@@ -97,3 +106,73 @@ def parse_decision(answer: bytes | None) -> bool | None:
     shown = (answer or b"").decode(errors="replace")[:80]
     logger.warning("Ignored the answer %r to a review request: send true or false. Asking again.", shown)
     return None
+
+
+# --- claim analyses (parallel_tools_agent.py) -------------------------------------------------
+# Simplified rules standing in for calls to a claims system. Each takes a moment, like the real
+# thing would; that makes the parallel steps visible side by side in the UI's timeline.
+CLAIM_CHECK_SECONDS = float(os.environ.get("CLAIM_CHECK_SECONDS", "1.0"))
+COVERED_CATEGORIES = ("medical", "orthopedic", "dental", "auto")
+
+
+async def check_eligibility(claim: InsuranceClaim) -> str:
+    """Is this kind of claim covered at all?"""
+    await asyncio.sleep(CLAIM_CHECK_SECONDS)
+    return "eligible" if claim.category.lower() in COVERED_CATEGORIES else "not eligible"
+
+
+async def compare_to_standard_rates(claim: InsuranceClaim) -> str:
+    """Is the amount in line with what such claims usually cost?"""
+    await asyncio.sleep(CLAIM_CHECK_SECONDS)
+    return "reasonable" if claim.amount <= 10_000 else "not reasonable"
+
+
+async def check_fraud(claim: InsuranceClaim) -> str:
+    """How likely is this claim to be fraudulent?"""
+    await asyncio.sleep(CLAIM_CHECK_SECONDS)
+    return "high risk" if claim.amount > 20_000 else "medium risk" if claim.amount > 10_000 else "low risk"
+
+
+# --- bookings (advanced/rollback_agent.py) ------------------------------------------------------
+# A simulated booking system. Each call takes a moment; its log line is printed when the call is
+# done, so the log shows each reservation, cancellation and confirmation that really happened.
+BOOKING_SECONDS = float(os.environ.get("BOOKING_SECONDS", "0.3"))
+UNAVAILABLE_CAR_TYPES = ("limousine", "convertible")
+
+
+async def reserve_hotel(booking_id: str, booking: HotelBooking) -> BookingResult:
+    await asyncio.sleep(BOOKING_SECONDS)
+    print(f"🏨 Reserved hotel in {booking.location} for {booking.guests} guest(s) [{booking_id}]", flush=True)
+    return BookingResult(id=booking_id, confirmation=f"Hotel in {booking.location}, {booking.checkin_date} to "
+                         f"{booking.checkout_date}, {booking.guests} guest(s)")  # fmt: skip
+
+
+async def reserve_flight(booking_id: str, booking: FlightBooking) -> BookingResult:
+    await asyncio.sleep(BOOKING_SECONDS)
+    if booking.destination.strip().lower() in ("san francisco", "sfo"):
+        # A business rule, not an outage: retrying cannot help, so the booking fails for good.
+        raise TerminalError("[👻 SIMULATED] Flight booking failed: No flights to SFO available...")
+    print(f"✈️ Reserved flight {booking.origin} → {booking.destination} [{booking_id}]", flush=True)
+    return BookingResult(id=booking_id, confirmation=f"Flight {booking.origin} to {booking.destination} on "
+                         f"{booking.departure_date}, {booking.passengers} passenger(s)")  # fmt: skip
+
+
+async def reserve_car(booking_id: str, booking: CarBooking) -> BookingResult:
+    await asyncio.sleep(BOOKING_SECONDS)
+    if booking.car_type.strip().lower() in UNAVAILABLE_CAR_TYPES:
+        raise TerminalError(
+            f"[👻 SIMULATED] Car booking failed: no {booking.car_type} available in {booking.location}"
+        )
+    print(f"🚗 Reserved {booking.car_type} car in {booking.location} [{booking_id}]", flush=True)
+    return BookingResult(id=booking_id, confirmation=f"{booking.car_type.capitalize()} car in {booking.location}, "
+                         f"{booking.pickup_date} to {booking.return_date}")  # fmt: skip
+
+
+async def cancel_booking(kind: str, booking_id: str) -> None:
+    await asyncio.sleep(BOOKING_SECONDS)
+    print(f"❌ Cancelled {kind} booking [{booking_id}]", flush=True)
+
+
+async def confirm_booking(kind: str, booking_id: str) -> None:
+    await asyncio.sleep(BOOKING_SECONDS)
+    print(f"✅ Confirmed {kind} booking [{booking_id}]", flush=True)

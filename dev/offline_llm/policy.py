@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable
 
 from dev.offline_llm import weather_data
+from dev.offline_llm.bookings import booking
 from dev.offline_llm.chat import chat
 from dev.offline_llm.claims import claim_approval, claim_check, claim_decider, claim_tools, handoff_router
 from dev.offline_llm.conversation import Conversation, Reply, fill_arguments, parse_output
@@ -80,7 +81,7 @@ def weather(conv: Conversation) -> Reply | None:
         city_line = lines[0]
         city, _, rest = city_line.partition(": ")
         if "could not" in rest:
-            return Reply(text=f"Sorry, for {city} {rest[0].lower() + rest[1:]}.")
+            return Reply(text=f"Sorry, {rest} for {city}.")
         return Reply(text=f"The weather in {city} is currently {rest[0].lower() + rest[1:]}.")
     return Reply(text="Here is the current weather:\n" + "\n".join(f"- {line}" for line in lines))
 
@@ -91,7 +92,16 @@ def fallback(conv: Conversation) -> Reply:
     return Reply(text=f"(offline stand-in model) I have no scripted answer for this request: {asked!r}")
 
 
-SKILLS: list[Skill] = [claim_approval, handoff_router, claim_tools, claim_check, claim_decider, weather, chat]
+SKILLS: list[Skill] = [
+    booking,
+    claim_approval,
+    handoff_router,
+    claim_tools,
+    claim_check,
+    claim_decider,
+    weather,
+    chat,
+]
 
 
 def respond(conv: Conversation) -> Reply:
