@@ -169,6 +169,23 @@ def test_an_approval_in_time_wins_the_race(waiting_stack: Tour) -> None:
     assert resp.status_code == 200 and "was rejected by a human reviewer" in resp.json()
 
 
+def test_a_malformed_answer_keeps_the_original_deadline(waiting_stack: Tour) -> None:
+    stack = waiting_stack
+    stack.restart_endpoint(APPROVAL_TIMEOUT_SECONDS="6")
+    prompt, marker = claim()
+    invocation = stack.send("HumanClaimApprovalWithTimeoutsAgent/run", {"message": prompt})
+    approve, _ = stack.wait_review(marker)
+
+    assert run_printed(approve.replace("'true'", "'perhaps'")).returncode == 0
+    stack.wait_review(marker, count=2)  # asked again, with the same timer running
+    resp = stack.output(invocation, timeout=60)
+
+    assert resp.status_code == 200, resp.text
+    assert "timed out" in resp.json()
+    # One timer for both review requests: asking again did not extend the deadline.
+    assert [e["entry_type"] for e in stack.journal(invocation)].count("Command: Sleep") == 1
+
+
 @pytest.mark.crash
 def test_the_timer_keeps_its_deadline_across_an_endpoint_restart(waiting_stack: Tour) -> None:
     stack = waiting_stack
