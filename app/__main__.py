@@ -39,8 +39,11 @@ from app.utils.sub_agents import (
     fraud_agent_service,
     rate_comparison_agent_service,
 )
+from app.utils.tracing import setup_tracing
 
 app = restate.app(
+    # With keys set, only requests signed by our Restate Server are served (`make run` sets them).
+    identity_keys=[key for key in os.environ.get("RESTATE_IDENTITY_KEYS", "").split(",") if key.strip()],
     services=[
         # Durable execution
         weather_agent,
@@ -66,7 +69,7 @@ app = restate.app(
         eligibility_agent_service,
         fraud_agent_service,
         rate_comparison_agent_service,
-    ]
+    ],
 )
 
 
@@ -117,6 +120,8 @@ def main() -> None:
     # Restate apps do not implement the ASGI lifespan protocol; hypercorn's warning about it is noise.
     logging.getLogger("hypercorn.error").addFilter(lambda record: "Lifespan" not in record.getMessage())
     configure_openai_client()
+    if setup_tracing():
+        logging.info("Exporting traces to %s", os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"])
     asyncio.run(_serve(args.host, args.port))
 
 

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 from types import FrameType
 
+from dev.identity import ensure_identity
 from dev.stack import (
     LOOPBACK,
     REPO,
@@ -60,16 +61,21 @@ class Launcher:
         self.stopping = False
         self.endpoint_broken = False
         self.services: list[str] = []
+        self.identity_pem: Path | None = None
 
     # --- start-up --------------------------------------------------------------------------
     def start(self) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        endpoint_env: dict[str, str] = {}
         if self.external_admin:
             say(f"using the Restate Server at {self.external_admin} (RESTATE_ADMIN_URL)")
         else:
+            # Our server signs its requests, and the endpoint serves nobody else.
+            self.identity_pem, endpoint_env["RESTATE_IDENTITY_KEYS"] = ensure_identity(
+                self.state_dir / "identity"
+            )
             self.start_server()
 
-        endpoint_env: dict[str, str] = {}
         if os.environ.get("OPENAI_API_KEY"):
             say(
                 "OPENAI_API_KEY is set: the agents call the OpenAI API (model: "
@@ -81,7 +87,7 @@ class Launcher:
             self.llm.start()
             self.llm.wait_ready()
             (self.state_dir / "offline-llm.url").write_text(self.llm.url + "\n")
-            endpoint_env = self.llm.endpoint_env()
+            endpoint_env.update(self.llm.endpoint_env())
             # An explicit weather URL wins, e.g. to use the real wttr.in with the offline LLM.
             if os.environ.get("WEATHER_API_URL"):
                 endpoint_env.pop("WEATHER_API_URL")
@@ -105,11 +111,17 @@ class Launcher:
         say("Edit a file under app/ and the endpoint restarts; Ctrl-C stops everything.")
 
     def start_server(self) -> None:
+        server_env = dict(TOUR_SERVER_ENV)
+        if otlp := os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+            # One collector for both: the server's invocation spans and the agents' spans.
+            server_env["RESTATE_TRACING_ENDPOINT"] = otlp
+            say(f"exporting traces of restate-server and the endpoint to {otlp} (OTLP/gRPC)")
         self.server = RestateServer(
             self.state_dir / "data",
             self.ports,
-            TOUR_SERVER_ENV,
+            server_env,
             log_path=self.state_dir / "restate-server.log",
+            identity_pem=self.identity_pem,
         )
         self.server.start()
         self.server.wait_ready()

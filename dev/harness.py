@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 
+from dev.identity import ensure_identity
 from dev.stack import TOUR_SERVER_ENV, Admin, Endpoint, OfflineLLM, Ports, RestateServer, services_of
 
 FORCE_REPLAY = os.environ.get("TOUR_FORCE_REPLAY") == "1"
@@ -34,7 +35,12 @@ def wait_until(
 
 
 class Tour:
-    def __init__(self, workdir: Path, server_env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        server_env: dict[str, str] | None = None,
+        endpoint_env: dict[str, str] | None = None,
+    ) -> None:
         self.workdir = workdir
         self.ports = Ports.free()
         env = dict(TOUR_SERVER_ENV)
@@ -46,11 +52,18 @@ class Tour:
             # journal from the start. Non-deterministic handler code fails loudly under this.
             env["RESTATE_WORKER__INVOKER__INACTIVITY_TIMEOUT"] = "0s"
         env.update(server_env or {})
+        # Requests to the endpoint are signed, as with `make run`.
+        identity_pem, self.identity_key = ensure_identity(workdir / "identity")
         self.server = RestateServer(
-            workdir / "data", self.ports, env, log_path=workdir / "restate-server.log"
+            workdir / "data",
+            self.ports,
+            env,
+            log_path=workdir / "restate-server.log",
+            identity_pem=identity_pem,
         )
         self.llm = OfflineLLM(self.ports.llm, workdir / "offline-llm.log")
         self.endpoint_env: dict[str, str] = {}
+        self.extra_endpoint_env = endpoint_env or {}
         self.endpoint: Endpoint | None = None
         self.endpoint_overrides: dict[str, str] = {}
         self.admin = Admin(f"http://127.0.0.1:{self.ports.admin}")
@@ -64,7 +77,12 @@ class Tour:
         self.llm.start()
         self.server.wait_ready()
         self.llm.wait_ready()
-        self.endpoint_env = {**self.llm.endpoint_env(), "RESTATE_INGRESS_URL": self.ingress}
+        self.endpoint_env = {
+            **self.llm.endpoint_env(),
+            "RESTATE_INGRESS_URL": self.ingress,
+            "RESTATE_IDENTITY_KEYS": self.identity_key,
+            **self.extra_endpoint_env,
+        }
         self.start_endpoint()
         self.services = services_of(self.admin.register(self.endpoint_url))
 

@@ -246,6 +246,7 @@ class RestateServer(Proc):
         ports: Ports,
         extra_env: dict[str, str] | None = None,
         log_path: Path | None = None,
+        identity_pem: Path | None = None,
     ) -> None:
         env = dict(os.environ)
         env.update(
@@ -256,6 +257,9 @@ class RestateServer(Proc):
                 "RESTATE_LOG_DISABLE_ANSI_CODES": "true",
             }
         )
+        if identity_pem is not None:
+            # Sign every request to the endpoint (see dev/identity.py).
+            env["RESTATE_WORKER__INVOKER__REQUEST_IDENTITY_PRIVATE_KEY_PEM_FILE"] = str(identity_pem)
         env.update(extra_env or {})
         argv = [
             *find_restate_server(),

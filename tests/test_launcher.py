@@ -106,6 +106,10 @@ def test_make_run_serves_the_tour_restarts_a_killed_endpoint_and_stops_cleanly(
     answer = subprocess.run(curl_line.strip(), shell=True, capture_output=True, text=True, timeout=60)
     assert answer.stdout == '"The weather in San Francisco is currently partly cloudy, 16 degrees Celsius."'
 
+    # Requests are signed: the endpoint refuses a call that does not come from our restate-server.
+    unsigned = httpx.post(f"http://127.0.0.1:{ports.app}/invoke/WeatherAgent/run", json={}, timeout=10)
+    assert unsigned.status_code == 401
+
     # A crashed endpoint is brought back and registered again; the tour goes on.
     endpoint_pid = int((tmp_path / "restate" / "endpoint.pid").read_text())
     os.kill(endpoint_pid, signal.SIGKILL)
