@@ -20,8 +20,12 @@ from hypercorn.asyncio import serve
 from hypercorn.config import Config
 from restate.server import install_shutdown_hook
 
+from app.advanced.interruptible_agent import interruptible_agent
+from app.advanced.long_running_agent import scheduled_agent
 from app.advanced.manual_loop_agent import manual_loop_agent
 from app.advanced.rollback_agent import agent_service as booking_with_rollback_agent
+from app.advanced.streaming_agent import agent_events, with_streams
+from app.advanced.streaming_agent import agent_service as streaming_agent
 from app.chat import chat
 from app.durable_agent import agent_service as weather_agent
 from app.error_handling import agent_service as error_handling_agent
@@ -41,7 +45,7 @@ from app.utils.sub_agents import (
 )
 from app.utils.tracing import setup_tracing
 
-app = restate.app(
+restate_app = restate.app(
     # With keys set, only requests signed by our Restate Server are served (`make run` sets them).
     identity_keys=[key for key in os.environ.get("RESTATE_IDENTITY_KEYS", "").split(",") if key.strip()],
     services=[
@@ -65,12 +69,20 @@ app = restate.app(
         # Advanced patterns
         manual_loop_agent,
         booking_with_rollback_agent,
+        # Beyond the tour
+        scheduled_agent,
+        streaming_agent,
+        agent_events,
+        interruptible_agent,
         # Sub-agents, called by other agents as remote tools
         eligibility_agent_service,
         fraud_agent_service,
         rate_comparison_agent_service,
     ],
 )
+
+# The Restate services, plus the HTTP routes that stream an agent's progress (/streams/...).
+app = with_streams(restate_app)
 
 
 def _port_is_free(host: str, port: int) -> bool:

@@ -1,0 +1,173 @@
+"""Beyond the tour: a scheduled agent, streamed progress, an interruptible agent."""
+
+import itertools
+import json
+import time
+from typing import Any
+
+import httpx
+import pytest
+
+from dev.harness import Tour, wait_until
+
+pytestmark = pytest.mark.e2e
+
+
+# --- ScheduledAgent ------------------------------------------------------------------------------
+
+
+def status(stack: Tour, key: str) -> dict[str, Any]:
+    resp = stack.http.get(f"/ScheduledAgent/{key}/status")
+    assert resp.status_code == 200, resp.text
+    data: dict[str, Any] = resp.json()
+    return data
+
+
+def wait_checks(stack: Tour, key: str, at_least: int) -> dict[str, Any]:
+    return wait_until(
+        lambda: (s := status(stack, key))["checks"] >= at_least and s, timeout=60, what=f"{at_least} checks"
+    )
+
+
+@pytest.mark.crash
+def test_the_schedule_survives_restarts_without_drifting_or_doubling(stack: Tour) -> None:
+    key = "watch-oslo"
+    started = stack.call(f"ScheduledAgent/{key}/start", {"city": "Oslo", "interval_seconds": 1})
+    assert started.status_code == 200 and started.json()["active"] is True
+    wait_checks(stack, key, 2)
+
+    # Starting again does not start a second chain of checks.
+    assert stack.call(f"ScheduledAgent/{key}/start", {"city": "Oslo", "interval_seconds": 1}).json()["active"]
+    stack.kill_endpoint()
+    stack.restart_endpoint()
+    stack.restart_server()
+    before_stop = wait_checks(stack, key, status(stack, key)["checks"] + 3)
+
+    stopped = stack.http.post(f"/ScheduledAgent/{key}/stop").json()
+    assert stopped["active"] is False
+    # The check that was already scheduled runs once more, sees the stop, and ends the chain:
+    # after more than two intervals, still no new check.
+    time.sleep(2.5)
+    final = status(stack, key)
+    assert final["checks"] == stopped["checks"]
+    log = final["log"]
+    seqs = [entry["seq"] for entry in log]
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))  # no check twice, none skipped
+    # Each check was planned exactly one interval after the previous one, across the restarts.
+    gaps = [b["planned_at"] - a["planned_at"] for a, b in itertools.pairwise(log)]
+    assert all(abs(gap - 1.0) < 1e-6 for gap in gaps)
+    assert all(
+        entry["report"] == "The weather in Oslo is currently light snow, 1 degrees Celsius." for entry in log
+    )
+    assert final["checks"] >= before_stop["checks"]
+
+
+def test_a_scheduled_agent_can_be_stopped_before_its_first_check(stack: Tour) -> None:
+    key = "watch-brief"
+    stack.call(f"ScheduledAgent/{key}/start", {"city": "Rome", "interval_seconds": 3600})
+    wait_checks(stack, key, 1)
+    assert stack.http.post(f"/ScheduledAgent/{key}/stop").json()["active"] is False
+    assert status(stack, key)["checks"] == 1  # the next check is an hour away, and will end the chain
+
+
+# --- StreamingAgent --------------------------------------------------------------------------------
+
+CLEAN_RUN = ["llm_start", "llm_end", "tool_start", "tool_end", "llm_start", "llm_end", "done"]
+
+
+def sse_events(stack: Tour, run_id: str, last_event_id: int | None = None) -> list[dict[str, Any]]:
+    headers = {"last-event-id": str(last_event_id)} if last_event_id is not None else {}
+    events = []
+    with httpx.stream("GET", f"{stack.endpoint_url}/streams/{run_id}", headers=headers, timeout=60) as resp:
+        assert resp.status_code == 200
+        assert resp.headers["content-type"] == "text/event-stream"
+        for line in resp.iter_lines():
+            if line.startswith("data: "):
+                events.append(json.loads(line.removeprefix("data: ")))
+    return events
+
+
+def test_progress_streams_as_server_sent_events(stack: Tour) -> None:
+    run_id = stack.send("StreamingAgent/run", {"message": "What is the weather like in Tokyo?"})
+
+    events = sse_events(stack, run_id)
+
+    assert [e["type"] for e in events] == CLEAN_RUN
+    assert [e["offset"] for e in events] == list(range(len(CLEAN_RUN)))
+    assert events[2]["city"] == "Tokyo" and events[3]["result"] == {
+        "temperature": 17.0,
+        "description": "Cloudy",
+    }
+    assert events[-1]["output"] == stack.output(run_id).json()
+
+
+def test_long_poll_returns_what_comes_after_the_offset(stack: Tour) -> None:
+    run_id = stack.send("StreamingAgent/run", {"message": "What is the weather like in Paris?"})
+    wait_until(lambda: stack.output(run_id).status_code == 200, what="the run")
+
+    page = httpx.get(f"{stack.endpoint_url}/streams/{run_id}/events", params={"offset": 4, "wait": 1}).json()
+
+    assert [e["type"] for e in page["events"]] == CLEAN_RUN[4:]
+    assert page["next_offset"] == len(CLEAN_RUN) and page["done"] is True
+    bad = httpx.get(f"{stack.endpoint_url}/streams/{run_id}/events", params={"offset": "soon"})
+    assert bad.status_code == 400
+
+
+@pytest.mark.crash
+def test_a_reader_that_reconnects_after_a_crash_misses_none_and_sees_none_twice(stack: Tour) -> None:
+    stack.llm.fault("weather", count=1, hang=30, status=200)  # the run is stuck in its weather step
+    run_id = stack.send("StreamingAgent/run", {"message": "What is the weather like in Madrid?"})
+    url = f"{stack.endpoint_url}/streams/{run_id}/events"
+    first = wait_until(
+        lambda: (
+            (p := httpx.get(url, params={"offset": 0, "wait": 1}, timeout=10).json())["next_offset"] >= 3
+            and p
+        ),
+        what="the tool_start event",
+    )
+    seen = first["events"]
+    assert [e["type"] for e in seen] == CLEAN_RUN[:3]
+
+    stack.kill_endpoint()  # the run and the reader's connection both go down
+    stack.restart_endpoint()
+    rest = sse_events(stack, run_id, last_event_id=seen[-1]["offset"])
+
+    everything = seen + rest
+    assert [e["type"] for e in everything] == CLEAN_RUN  # the replayed steps published nothing again
+    assert [e["offset"] for e in everything] == list(range(len(CLEAN_RUN)))
+
+
+# --- InterruptibleAgent ----------------------------------------------------------------------------
+
+
+def test_new_input_cancels_the_running_task_and_keeps_the_conversation(stack: Tour) -> None:
+    key = "report-1"
+    stack.llm.fault("llm", count=1, hang=20, status=200)  # the first attempt at the task is slow
+    first = stack.send(
+        f"InterruptibleAgent/{key}/run", {"message": "Write a short report about durable execution."}
+    )
+    wait_until(lambda: stack.llm_calls("report about durable execution"), what="the task to be in progress")
+
+    resp = stack.call(f"InterruptibleAgent/{key}/interrupt", {"message": "Make it about AI agents instead."})
+
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["cancelled"] == first
+    second = resp.json()["restarted_as"]
+    assert stack.wait_status(first, "completed")["completion_failure"] == "[409] cancelled"
+    assert stack.output(second).json() == (
+        "You said: 'Make it about AI agents instead.'. This is message 2 of our conversation."
+    )
+    history = stack.http.get(f"/InterruptibleAgent/{key}/history").json()
+    assert [(i["role"], i["content"] if isinstance(i["content"], str) else "answer") for i in history] == [
+        ("user", "Write a short report about durable execution."),
+        ("user", "Make it about AI agents instead."),
+        ("assistant", "answer"),
+    ]
+
+
+def test_interrupt_without_a_running_task_just_starts_one(stack: Tour) -> None:
+    resp = stack.call("InterruptibleAgent/report-2/interrupt", {"message": "Summarize durable execution."})
+
+    assert resp.status_code == 200 and resp.json()["cancelled"] is None
+    answer = stack.output(resp.json()["restarted_as"]).json()
+    assert answer == "You said: 'Summarize durable execution.'. This is message 1 of our conversation."
