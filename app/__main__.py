@@ -12,7 +12,6 @@ import asyncio
 import logging
 import os
 import signal
-import socket
 import sys
 
 import restate
@@ -85,16 +84,6 @@ restate_app = restate.app(
 app = with_streams(restate_app)
 
 
-def _port_is_free(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
 async def _serve(host: str, port: int) -> None:
     config = Config()
     config.bind = [f"{host}:{port}"]
@@ -125,16 +114,18 @@ def main() -> None:
             "error: OPENAI_API_KEY is not set. Run `make run` (it starts the offline stand-in LLM), "
             "or export your OpenAI key."
         )
-    if not _port_is_free(args.host, args.port):
-        sys.exit(f"error: port {args.port} on {args.host} is taken; stop what runs there or pass --port.")
-
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # Restate apps do not implement the ASGI lifespan protocol; hypercorn's warning about it is noise.
     logging.getLogger("hypercorn.error").addFilter(lambda record: "Lifespan" not in record.getMessage())
     configure_openai_client()
     if setup_tracing():
         logging.info("Exporting traces to %s", os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"])
-    asyncio.run(_serve(args.host, args.port))
+    try:
+        asyncio.run(_serve(args.host, args.port))
+    except OSError as e:
+        sys.exit(
+            f"error: cannot listen on {args.host}:{args.port} ({e.strerror}); stop what runs there or pass --port."
+        )
 
 
 if __name__ == "__main__":

@@ -289,19 +289,36 @@ class RestateServer(Proc):
 # --- offline LLM and endpoint --------------------------------------------------------------------
 
 
-class OfflineLLM(Proc):
-    def __init__(self, port: int, log_path: Path, latency_ms: int = 0) -> None:
-        argv = [sys.executable, "-m", "dev.offline_llm", "--port", str(port), "--latency-ms", str(latency_ms)]
-        super().__init__("offline LLM", argv, python_env(), log_path)
+class PythonService(Proc):
+    """A Python process of this repository serving HTTP on one loopback port, with /health."""
+
+    def __init__(
+        self,
+        name: str,
+        module_args: list[str],
+        port: int,
+        port_env_var: str,
+        env: dict[str, str],
+        log_path: Path,
+        on_line: Callable[[str], None] | None = None,
+    ) -> None:
+        super().__init__(name, [sys.executable, "-m", *module_args], python_env(env), log_path, on_line)
         self.port = port
+        self.port_env_var = port_env_var
         self.url = f"http://{LOOPBACK}:{port}"
 
     def start(self) -> None:
-        require_free(self.port, "offline LLM", "OFFLINE_LLM_PORT")
+        require_free(self.port, self.name, self.port_env_var)
         super().start()
 
-    def wait_ready(self, timeout: float = 30.0) -> None:
+    def wait_ready(self, timeout: float = 60.0) -> None:
         self.wait_http(f"{self.url}/health", timeout)
+
+
+class OfflineLLM(PythonService):
+    def __init__(self, port: int, log_path: Path, latency_ms: int = 0) -> None:
+        args = ["dev.offline_llm", "--port", str(port), "--latency-ms", str(latency_ms)]
+        super().__init__("offline LLM", args, port, "OFFLINE_LLM_PORT", {}, log_path)
 
     def endpoint_env(self) -> dict[str, str]:
         """What the endpoint needs to talk to this stand-in instead of OpenAI and wttr.in."""
@@ -332,7 +349,7 @@ class OfflineLLM(Proc):
         httpx.post(f"{self.url}/_stub/reset", timeout=5).raise_for_status()
 
 
-class Endpoint(Proc):
+class Endpoint(PythonService):
     """`python -m app`: the tour's services."""
 
     def __init__(
@@ -342,17 +359,8 @@ class Endpoint(Proc):
         log_path: Path,
         on_line: Callable[[str], None] | None = None,
     ) -> None:
-        argv = [sys.executable, "-m", "app", "--host", LOOPBACK, "--port", str(port)]
-        super().__init__("endpoint", argv, python_env(env), log_path, on_line)
-        self.port = port
-        self.url = f"http://{LOOPBACK}:{port}"
-
-    def start(self) -> None:
-        require_free(self.port, "tour endpoint", "APP_PORT")
-        super().start()
-
-    def wait_ready(self, timeout: float = 60.0) -> None:
-        self.wait_http(f"{self.url}/health", timeout)
+        args = ["app", "--host", LOOPBACK, "--port", str(port)]
+        super().__init__("tour endpoint", args, port, "APP_PORT", env, log_path, on_line)
 
 
 # --- admin API -----------------------------------------------------------------------------------

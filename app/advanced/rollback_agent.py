@@ -15,16 +15,20 @@ The default trip goes to San Francisco: the flight fails, and the UI shows `Canc
     curl localhost:8080/BookingWithRollbackAgent/book --json '{"message": "Book a trip to Seattle from March 15-17, flying from JFK, a hotel for 1 guest and a compact car."}'
 """
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 import restate
 from agents import Agent, RunContextWrapper
+from pydantic import BaseModel
 from restate.ext.openai import DurableRunner, durable_function_tool
 
 from app.utils.llm import LLM_RETRY, MODEL
 from app.utils.models import BookingPrompt, BookingResult, CarBooking, FlightBooking, HotelBooking
 from app.utils.utils import cancel_booking, confirm_booking, reserve_car, reserve_flight, reserve_hotel
+
+Reserve = Callable[..., Coroutine[Any, Any, BookingResult]]
 
 
 @dataclass
@@ -36,47 +40,36 @@ class BookingContext:
     on_rollback: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     on_success: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
-    def register(self, kind: str) -> None:
-        """Remember how to undo and how to confirm a booking of this kind, before making it."""
+    async def book(self, kind: str, reserve: Reserve, booking: BaseModel) -> BookingResult:
+        """Book with the booking system, after remembering how to undo and how to confirm it."""
         ctx, booking_id = self.restate_context, self.booking_id
+        # The compensation is registered before booking: if the booking fails half-way, the
+        # cancellation still runs (cancelling what does not exist is harmless; a forgotten one is not).
         self.on_rollback.append(
             lambda: ctx.run_typed(f"Cancel {kind}", cancel_booking, kind=kind, booking_id=booking_id)
         )
         self.on_success.append(
             lambda: ctx.run_typed(f"Confirm {kind}", confirm_booking, kind=kind, booking_id=booking_id)
         )
+        return await ctx.run_typed(f"Book {kind}", reserve, booking_id=booking_id, booking=booking)
 
 
-# Before each booking, register its compensation: if the booking itself fails half-way, the
-# cancellation still runs (cancelling what does not exist is harmless; a forgotten one is not).
 @durable_function_tool
 async def book_hotel(wrapper: RunContextWrapper[BookingContext], booking: HotelBooking) -> BookingResult:
     """Book a hotel."""
-    saga = wrapper.context
-    saga.register("hotel")
-    return await saga.restate_context.run_typed(
-        "Book hotel", reserve_hotel, booking_id=saga.booking_id, booking=booking
-    )
+    return await wrapper.context.book("hotel", reserve_hotel, booking)
 
 
 @durable_function_tool
 async def book_flight(wrapper: RunContextWrapper[BookingContext], booking: FlightBooking) -> BookingResult:
     """Book a flight."""
-    saga = wrapper.context
-    saga.register("flight")
-    return await saga.restate_context.run_typed(
-        "Book flight", reserve_flight, booking_id=saga.booking_id, booking=booking
-    )
+    return await wrapper.context.book("flight", reserve_flight, booking)
 
 
 @durable_function_tool
 async def book_car(wrapper: RunContextWrapper[BookingContext], booking: CarBooking) -> BookingResult:
     """Book a rental car."""
-    saga = wrapper.context
-    saga.register("car")
-    return await saga.restate_context.run_typed(
-        "Book car", reserve_car, booking_id=saga.booking_id, booking=booking
-    )
+    return await wrapper.context.book("car", reserve_car, booking)
 
 
 booking_agent = Agent[BookingContext](
