@@ -21,7 +21,7 @@ test-replay: install
 
 # Figures, not assertions: printed, and merged into bench/results.json.
 bench: install
-	$(PY) -m bench.approvals --count 500
+	$(PY) -m bench
 
 lint: install
 	$(VENV)/bin/ruff check .

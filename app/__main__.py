@@ -9,14 +9,19 @@ Restate resumes the invocations that were running.
 
 import argparse
 import asyncio
+import ctypes
 import logging
 import os
 import signal
 import sys
+import threading
+from collections.abc import Coroutine
+from typing import Any
 
 import restate
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
+from hypercorn.run import run as hypercorn_run
 from restate.server import install_shutdown_hook
 
 from app.advanced.interruptible_agent import interruptible_agent
@@ -37,6 +42,7 @@ from app.parallel_tools_agent import agent_service as parallel_tool_claim_agent
 from app.sub_workflow_agent import agent_service as sub_workflow_claim_approval_agent
 from app.sub_workflow_agent import human_approval_workflow
 from app.utils.llm import configure_openai_client
+from app.utils.recovery import announce_return
 from app.utils.sub_agents import (
     eligibility_agent_service,
     fraud_agent_service,
@@ -44,55 +50,78 @@ from app.utils.sub_agents import (
 )
 from app.utils.tracing import setup_tracing
 
+services: list[restate.Service | restate.VirtualObject | restate.Workflow] = [
+    # Durable execution
+    weather_agent,
+    # Human-in-the-loop
+    human_claim_approval_agent,
+    human_claim_approval_with_timeouts_agent,
+    sub_workflow_claim_approval_agent,
+    human_approval_workflow,
+    # Durable sessions
+    chat,
+    # Multi-agent coordination
+    multi_agent_claim_approval,
+    remote_multi_agent_claim_approval,
+    # Parallel work
+    parallel_tool_claim_agent,
+    parallel_agent_claim_approval,
+    # Error handling
+    error_handling_agent,
+    # Advanced patterns
+    manual_loop_agent,
+    booking_with_rollback_agent,
+    # Beyond the tour
+    scheduled_agent,
+    streaming_agent,
+    agent_events,
+    interruptible_agent,
+    # Sub-agents, called by other agents as remote tools
+    eligibility_agent_service,
+    fraud_agent_service,
+    rate_comparison_agent_service,
+]
+
 restate_app = restate.app(
+    services=services,
     # With keys set, only requests signed by our Restate Server are served (`make run` sets them).
     identity_keys=[key for key in os.environ.get("RESTATE_IDENTITY_KEYS", "").split(",") if key.strip()],
-    services=[
-        # Durable execution
-        weather_agent,
-        # Human-in-the-loop
-        human_claim_approval_agent,
-        human_claim_approval_with_timeouts_agent,
-        sub_workflow_claim_approval_agent,
-        human_approval_workflow,
-        # Durable sessions
-        chat,
-        # Multi-agent coordination
-        multi_agent_claim_approval,
-        remote_multi_agent_claim_approval,
-        # Parallel work
-        parallel_tool_claim_agent,
-        parallel_agent_claim_approval,
-        # Error handling
-        error_handling_agent,
-        # Advanced patterns
-        manual_loop_agent,
-        booking_with_rollback_agent,
-        # Beyond the tour
-        scheduled_agent,
-        streaming_agent,
-        agent_events,
-        interruptible_agent,
-        # Sub-agents, called by other agents as remote tools
-        eligibility_agent_service,
-        fraud_agent_service,
-        rate_comparison_agent_service,
-    ],
 )
 
 # The Restate services, plus the HTTP routes that stream an agent's progress (/streams/...).
 app = with_streams(restate_app)
 
 
-async def _serve(host: str, port: int) -> None:
+def _config(host: str, port: int) -> Config:
     config = Config()
     config.bind = [f"{host}:{port}"]
     # Restate retries whatever was in flight, so there is nothing worth waiting for on shutdown.
     config.graceful_timeout = 1.0
     config.accesslog = None
-    # A Logger (not a stream): hypercorn's lines go through the logging set up in main(), once.
+    # A Logger (not a stream): hypercorn's lines go through the logging set up in _setup(), once.
     config.errorlog = logging.getLogger("hypercorn.error")
+    return config
 
+
+def _setup() -> None:
+    """What each serving process needs before the first request."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Restate apps do not implement the ASGI lifespan protocol; hypercorn's warning about it is noise.
+    logging.getLogger("hypercorn.error").addFilter(lambda record: "Lifespan" not in record.getMessage())
+    configure_openai_client()
+    if setup_tracing():
+        logging.info("Exporting traces to %s", os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"])
+
+
+def _announce_return(host: str, port: int) -> Coroutine[Any, Any, None] | None:
+    if admin_url := os.environ.get("RESTATE_ADMIN_URL"):
+        # Invocations that were cut off by a crash need not wait for their next retry.
+        return announce_return(admin_url, [service.name for service in services], f"http://{host}:{port}")
+    return None
+
+
+async def _serve(host: str, port: int) -> None:
+    """One process: the app served in this event loop."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     # The Restate app hooks SIGTERM itself (to tell in-flight invocations to wind down) and asyncio
@@ -100,13 +129,36 @@ async def _serve(host: str, port: int) -> None:
     # loop.add_signal_handler here would be silently replaced, and SIGTERM would be ignored.
     for sig in (signal.SIGINT, signal.SIGTERM):
         install_shutdown_hook(loop, stop.set, sig)
-    await serve(app, config, shutdown_trigger=stop.wait)
+    background = []  # referenced here: the loop keeps only weak references to tasks
+    if announcement := _announce_return(host, port):
+        background.append(loop.create_task(announcement))
+    await serve(app, config=_config(host, port), shutdown_trigger=stop.wait)
+
+
+def worker_app() -> Any:
+    """The app of one worker process, when APP_WORKERS > 1 (loaded by hypercorn in each worker)."""
+    if sys.platform == "linux":
+        # A worker dies with its parent: `kill -9` of the endpoint takes all of it down, as a crash would.
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    _setup()
+    return app
+
+
+def _serve_workers(host: str, port: int, workers: int) -> int:
+    """Several processes on one port, to use several cores (hypercorn's workers)."""
+    config = _config(host, port)
+    config.workers = workers
+    config.application_path = "app.__main__:worker_app()"
+    if announcement := _announce_return(host, port):
+        threading.Thread(target=asyncio.run, args=(announcement,), daemon=True).start()
+    return hypercorn_run(config)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m app", description=__doc__.splitlines()[0])
     parser.add_argument("--host", default=os.environ.get("APP_HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("APP_PORT", "9080")))
+    parser.add_argument("--workers", type=int, default=int(os.environ.get("APP_WORKERS", "1")))
     args = parser.parse_args()
 
     if not os.environ.get("OPENAI_API_KEY"):
@@ -114,13 +166,11 @@ def main() -> None:
             "error: OPENAI_API_KEY is not set. Run `make run` (it starts the offline stand-in LLM), "
             "or export your OpenAI key."
         )
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # Restate apps do not implement the ASGI lifespan protocol; hypercorn's warning about it is noise.
-    logging.getLogger("hypercorn.error").addFilter(lambda record: "Lifespan" not in record.getMessage())
-    configure_openai_client()
-    if setup_tracing():
-        logging.info("Exporting traces to %s", os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"])
     try:
+        if args.workers > 1:
+            logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+            sys.exit(_serve_workers(args.host, args.port, args.workers))
+        _setup()
         asyncio.run(_serve(args.host, args.port))
     except OSError as e:
         sys.exit(

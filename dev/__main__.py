@@ -96,6 +96,8 @@ class Launcher:
                 "(scripted answers; the durability is real)."
             )
         endpoint_env.setdefault("RESTATE_INGRESS_URL", f"http://localhost:{self.ports.ingress}")
+        # The endpoint tells Restate when it is back, so interrupted invocations resume at once.
+        endpoint_env.setdefault("RESTATE_ADMIN_URL", self.admin.url)
         self.endpoint = Endpoint(
             self.ports.app,
             endpoint_env,
@@ -139,9 +141,6 @@ class Launcher:
         deployment = self.admin.register(self.app_url)
         self.services = services_of(deployment)
         say(f"registered {self.app_url}: {', '.join(self.services)}")
-        retried = self.admin.retry_now(self.services)
-        if retried:
-            say(f"asked Restate to retry {len(retried)} waiting invocation(s) now")
 
     def write_pid(self, name: str, pid: int) -> None:
         (self.state_dir / f"{name}.pid").write_text(f"{pid}\n")

@@ -81,6 +81,7 @@ class Tour:
             **self.llm.endpoint_env(),
             "RESTATE_INGRESS_URL": self.ingress,
             "RESTATE_IDENTITY_KEYS": self.identity_key,
+            "RESTATE_ADMIN_URL": self.admin.url,
             **self.extra_endpoint_env,
         }
         self.start_endpoint()
@@ -99,11 +100,10 @@ class Tour:
         self.endpoint.wait_ready()
 
     def restart_endpoint(self, **env_overrides: str) -> None:
-        """Stop and start the endpoint, then retry waiting invocations at once, as `make run` does."""
+        """Stop and start the endpoint; as under `make run`, it asks Restate to retry its invocations."""
         assert self.endpoint is not None
         self.endpoint.stop()
         self.start_endpoint(**env_overrides)
-        self.admin.retry_now(self.services)
 
     def kill_endpoint(self) -> None:
         assert self.endpoint is not None

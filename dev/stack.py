@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -233,7 +233,10 @@ def find_restate_server() -> list[str]:
 TOUR_SERVER_ENV = {
     "RESTATE_DEFAULT_RETRY_POLICY__INITIAL_INTERVAL": "500ms",
     "RESTATE_DEFAULT_RETRY_POLICY__EXPONENTIATION_FACTOR": "2.0",
-    "RESTATE_DEFAULT_RETRY_POLICY__MAX_INTERVAL": "5s",
+    "RESTATE_DEFAULT_RETRY_POLICY__MAX_INTERVAL": "2s",
+    # Several HTTP/2 connections to the endpoint instead of one: with APP_WORKERS > 1 the kernel
+    # spreads connections over the worker processes, so the streams on them use every core.
+    "RESTATE_WORKER__INVOKER__HTTP2_STREAMS_PER_CONNECTION_LIMIT": "8",
 }
 
 
@@ -399,22 +402,6 @@ class Admin:
     def resume(self, invocation_id: str) -> bool:
         resp = httpx.patch(f"{self.url}/invocations/{invocation_id}/resume", timeout=10)
         return resp.status_code < 300
-
-    def retry_now(self, services: Iterable[str]) -> list[str]:
-        """Ask Restate to retry, right now, the invocations of these services that wait for a retry.
-
-        After a crash Restate backs off (up to a minute between attempts). An endpoint that just
-        came back should not sit idle until the next attempt: resume skips the rest of the wait.
-        """
-        names = sorted(set(services))
-        if not names:
-            return []
-        quoted = ", ".join("'" + n.replace("'", "''") + "'" for n in names)
-        rows = self.query(
-            "SELECT id FROM sys_invocation "
-            f"WHERE status IN ('backing-off', 'paused') AND target_service_name IN ({quoted})"
-        )
-        return [row["id"] for row in rows if self.resume(row["id"])]
 
 
 def services_of(deployment: dict[str, Any]) -> list[str]:

@@ -73,7 +73,6 @@ def test_a_pending_approval_is_suspended_and_needs_no_running_endpoint(waiting_s
     assert run_printed(approve).returncode == 0
     assert stack.invocation(invocation)["status"] in ("backing-off", "ready", "running", "pending")
     stack.start_endpoint()
-    stack.admin.retry_now(stack.services)
 
     resp = stack.output(invocation)
     assert resp.status_code == 200 and "approved" in resp.json()

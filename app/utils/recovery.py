@@ -1,0 +1,52 @@
+"""Fast recovery: when the endpoint (re)starts, it asks Restate to retry its waiting invocations now.
+
+After a crash Restate retries with backoff, so an endpoint that comes back sits idle until the
+next attempt is due (up to a minute with Restate's default policy). With RESTATE_ADMIN_URL set
+(`make run` sets it), the endpoint tells Restate it is back as soon as it listens: invocations of
+its services that are backing off (or paused after too many attempts) are resumed at once.
+"""
+
+import asyncio
+import logging
+from collections.abc import Iterable
+
+import httpx
+
+logger = logging.getLogger(__name__)
+
+
+async def retry_waiting_invocations(admin_url: str, services: Iterable[str]) -> list[str]:
+    """Resume the backing-off and paused invocations of `services`; returns their ids."""
+    names = sorted(set(services))
+    if not names:
+        return []
+    quoted = ", ".join("'" + name.replace("'", "''") + "'" for name in names)
+    sql = (
+        "SELECT id FROM sys_invocation "
+        f"WHERE status IN ('backing-off', 'paused') AND target_service_name IN ({quoted})"
+    )
+    async with httpx.AsyncClient(base_url=admin_url.rstrip("/"), timeout=10) as admin:
+        resp = await admin.post("/query", json={"query": sql}, headers={"accept": "application/json"})
+        resp.raise_for_status()
+        ids = [row["id"] for row in resp.json().get("rows", [])]
+        answers = await asyncio.gather(*(admin.patch(f"/invocations/{i}/resume") for i in ids))
+    return [i for i, answer in zip(ids, answers, strict=True) if answer.status_code < 300]
+
+
+async def announce_return(admin_url: str, services: Iterable[str], own_url: str) -> None:
+    """Once this endpoint answers on `own_url`, ask Restate to retry its invocations now."""
+    async with httpx.AsyncClient(timeout=1) as client:
+        for _ in range(100):  # up to ~10 s for the server socket to be up
+            try:
+                if (await client.get(f"{own_url}/health")).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.1)
+    try:
+        resumed = await retry_waiting_invocations(admin_url, services)
+    except httpx.HTTPError as e:
+        logger.warning("Could not ask Restate at %s to retry waiting invocations: %s", admin_url, e)
+        return
+    if resumed:
+        logger.info("Back up: asked Restate to retry %d waiting invocation(s) now", len(resumed))

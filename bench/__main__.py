@@ -1,0 +1,234 @@
+"""`make bench`: the tour against the real restate-server and the offline LLM, in figures.
+
+    python -m bench                      # everything (about 10 minutes)
+    python -m bench --only overhead      # one section: overhead, throughput, recovery, waiting
+    python -m bench --quick              # fewer runs and shorter windows, for a first look
+
+Prints a table per section, merges the figures into bench/results.json and rewrites
+bench/RESULTS.md. Figures are medians (p95, p99) over many runs; every comparison is a ratio of
+two figures measured in the same run, on the same machine.
+"""
+
+import argparse
+import asyncio
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.common import CpuMeter, children, closed_loop, interleaved, rss_mb, summary
+from bench.results import record, write_report
+from dev.harness import Tour, wait_until
+from dev.stack import Proc, free_port, python_env
+
+WEATHER = "WeatherAgent/run"
+QUESTION = {"message": "What is the weather like in San Francisco?"}
+JOURNALED_STEPS = 3  # two LLM calls and the "Get weather" step
+
+
+class Bench:
+    def __init__(self, workdir: Path, quick: bool, workers: int) -> None:
+        self.quick = quick
+        self.workers = workers
+        self.stack = Tour(workdir, endpoint_env={"APP_WORKERS": str(workers)})
+        self.noop = Proc(
+            "noop endpoint",
+            [sys.executable, "-m", "bench.noop_endpoint", "--port", str(free_port())],
+            python_env(),
+            workdir / "noop.log",
+        )
+
+    def __enter__(self) -> "Bench":
+        self.stack.start()
+        noop_port = int(self.noop.argv[-1])
+        self.noop.start()
+        self.noop.wait_http(f"http://127.0.0.1:{noop_port}/health", 30)
+        self.stack.admin.register(f"http://127.0.0.1:{noop_port}")
+        # The plain agent runs in this process against the same stand-in (LLM and weather).
+        os.environ.update({"WEATHER_API_URL": f"{self.stack.llm.url}/wttr"})
+        from bench import plain_agent
+
+        plain_agent.configure(self.stack.llm.url)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.noop.stop()
+        self.stack.stop()
+
+    def pids(self) -> dict[str, int]:
+        assert self.stack.endpoint is not None
+        pids = {
+            "endpoint": self.stack.endpoint.pid,
+            "server": self.stack.server.pid,
+            "llm": self.stack.llm.pid,
+        }
+        for i, worker in enumerate(children(self.stack.endpoint.pid)):
+            pids[f"endpoint worker {i + 1}"] = worker
+        return pids
+
+    # --- calls -------------------------------------------------------------------------------
+    def client(self, concurrency: int) -> httpx.AsyncClient:
+        limits = httpx.Limits(max_connections=concurrency + 4, max_keepalive_connections=concurrency + 4)
+        return httpx.AsyncClient(base_url=self.stack.ingress, timeout=120, limits=limits)
+
+    @staticmethod
+    async def durable(client: httpx.AsyncClient, path: str = WEATHER, body: Any = QUESTION) -> None:
+        resp = await client.post(f"/{path}", json=body)
+        if resp.status_code != 200:
+            raise RuntimeError(f"{path} answered {resp.status_code}: {resp.text[:200]}")
+
+    @staticmethod
+    async def plain() -> None:
+        from bench.plain_agent import run_plain
+
+        await run_plain()
+
+    # --- 1. overhead -------------------------------------------------------------------------
+    def overhead(self) -> dict[str, Any]:
+        runs, warmup = (40, 5) if self.quick else (200, 20)
+        self.stack.llm.latency(0)
+
+        async def measure() -> dict[str, list[float]]:
+            async with self.client(1) as client:
+                calls = {
+                    "plain": self.plain,
+                    "durable": lambda: self.durable(client),
+                    "noop": lambda: self.durable(client, "BenchNoop/run", None),
+                }
+                return await interleaved(calls, runs, warmup)
+
+        samples = asyncio.run(measure())
+        stats = {name: summary(values) for name, values in samples.items()}
+        plain, durable, noop = (stats[k]["median_ms"] for k in ("plain", "durable", "noop"))
+        return {
+            "plain_ms": plain,
+            "durable_ms": durable,
+            "noop_ms": noop,
+            "ratio": round(durable / plain, 2),
+            "overhead_ms": round(durable - plain, 2),
+            "per_step_ms": round((durable - plain - noop) / JOURNALED_STEPS, 2),
+            "latency": stats,
+            "llm_latency_ms": 0,
+        }
+
+    # --- 2. throughput -----------------------------------------------------------------------
+    def throughput(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for latency_ms in (0, 200):
+            self.stack.llm.latency(latency_ms)
+            for concurrency in (1, 16, 64, 256):
+                label = f"c{concurrency}" if latency_ms == 0 else f"c{concurrency}_l{latency_ms}"
+                # Long enough for a few rounds of every worker, also at the highest concurrency.
+                seconds = max(4.0 if self.quick else 8.0, concurrency / 20)
+                warmup = max(2.0, concurrency / 30)
+
+                async def load(
+                    kind: str,
+                    concurrency: int = concurrency,
+                    seconds: float = seconds,
+                    warmup: float = warmup,
+                ) -> dict[str, Any]:
+                    if kind == "plain":
+                        return await closed_loop(self.plain, concurrency, seconds, warmup)
+                    async with self.client(concurrency) as client:
+                        return await closed_loop(lambda: self.durable(client), concurrency, seconds, warmup)
+
+                meter = CpuMeter({**self.pids(), "bench (plain agent, client)": os.getpid()})
+                plain = asyncio.run(load("plain"))
+                plain_cpu = meter.percent()
+                meter = CpuMeter({**self.pids(), "bench (plain agent, client)": os.getpid()})
+                durable = asyncio.run(load("durable"))
+                durable_cpu = meter.percent()
+                assert self.stack.endpoint is not None
+                out[label] = {
+                    "concurrency": concurrency,
+                    "llm_latency_ms": latency_ms,
+                    "plain_rps": plain["rps"],
+                    "durable_rps": durable["rps"],
+                    "ratio": round(durable["rps"] / plain["rps"], 2) if plain["rps"] else None,
+                    # With a slow LLM a run takes at least 2 x latency: this is the ceiling.
+                    "ideal_rps": round(concurrency / (2 * latency_ms / 1000), 1) if latency_ms else None,
+                    "plain_latency": plain["latency"],
+                    "durable_latency": durable["latency"],
+                    "cpu_percent_plain": plain_cpu,
+                    "cpu_percent_durable": durable_cpu,
+                    "rss_mb": {
+                        "endpoint": round(rss_mb(self.stack.endpoint.pid, with_children=True), 1),
+                        "server": round(self.stack.server.rss_mb(), 1),
+                    },
+                }
+                print(
+                    f"  {label:>10}: plain {plain['rps']:>7} /s   durable {durable['rps']:>7} /s", flush=True
+                )
+        self.stack.llm.latency(0)
+        return out
+
+    # --- 3. recovery -------------------------------------------------------------------------
+    def recovery(self) -> dict[str, Any]:
+        rounds = 3 if self.quick else 5
+        out: dict[str, Any] = {}
+        for mode in ("announced", "server_backoff"):
+            samples = []
+            for i in range(rounds):
+                self.stack.llm.reset()
+                self.stack.llm.fault("weather", count=1, hang=120, status=200)  # stuck mid-run
+                invocation = self.stack.send(
+                    WEATHER, {"message": f"What is the weather like in Vienna? ({mode} {i})"}
+                )
+                wait_until(lambda: self.stack.weather_calls("Vienna"), what="the weather step")
+                self.stack.kill_endpoint()
+                time.sleep(2.0)  # down for a while, as a crashed process would be
+                # "announced": the endpoint tells Restate it is back (RESTATE_ADMIN_URL, as under
+                # make run); "server_backoff": it does not, and the next retry comes when it is due.
+                self.stack.start_endpoint(**({} if mode == "announced" else {"RESTATE_ADMIN_URL": ""}))
+                ready = time.monotonic()
+                resp = self.stack.output(invocation, timeout=120)
+                samples.append(time.monotonic() - ready)
+                assert resp.status_code == 200, resp.text
+            out[mode] = {
+                "seconds": [round(s, 3) for s in samples],
+                "median_s": round(sorted(samples)[len(samples) // 2], 3),
+            }
+        self.stack.llm.reset()
+        return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--only", choices=["overhead", "throughput", "recovery", "waiting"], action="append")
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--approvals", type=int, default=1000)
+    parser.add_argument("--workers", type=int, default=2, help="endpoint processes (APP_WORKERS)")
+    args = parser.parse_args()
+    sections = args.only or ["overhead", "throughput", "recovery", "waiting"]
+
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        if set(sections) & {"overhead", "throughput", "recovery"}:
+            with Bench(Path(tmp) / "main", args.quick, args.workers) as bench:
+                if "overhead" in sections:
+                    print("overhead ...", flush=True)
+                    record("overhead", bench.overhead())
+                if "throughput" in sections:
+                    print("throughput ...", flush=True)
+                    record("throughput", bench.throughput())
+                if "recovery" in sections:
+                    print("recovery ...", flush=True)
+                    figures = bench.recovery()
+                    record("recovery", figures)
+                    record("recovery_s", figures["announced"]["median_s"])
+        if "waiting" in sections:
+            from bench.approvals import run as run_approvals
+
+            for settings in ("default", "bounded"):
+                print(f"waiting: {args.approvals} pending approvals, {settings} settings ...", flush=True)
+                figures = run_approvals(args.approvals, Path(tmp) / f"waiting-{settings}", settings)
+                record("waiting" if settings == "default" else "waiting_bounded", figures)
+    print(write_report())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,120 @@
+"""Measuring tools shared by the benchmarks: latency statistics, CPU time, a load generator."""
+
+import asyncio
+import os
+import statistics
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def summary(samples_s: list[float]) -> dict[str, float]:
+    """Median, p95 and p99 of latencies given in seconds, in milliseconds."""
+    ordered = sorted(samples_s)
+
+    def pct(p: float) -> float:
+        return ordered[min(len(ordered) - 1, round(p * (len(ordered) - 1)))] * 1000
+
+    return {
+        "median_ms": round(statistics.median(ordered) * 1000, 2),
+        "p95_ms": round(pct(0.95), 2),
+        "p99_ms": round(pct(0.99), 2),
+        "runs": len(ordered),
+    }
+
+
+def children(pid: int) -> list[int]:
+    """Direct child processes of `pid` (Linux /proc), e.g. an endpoint's worker processes."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return sorted(found)
+
+
+def rss_mb(pid: int, with_children: bool = False) -> float:
+    """Resident memory in MiB of a process (and of its children: an endpoint's workers)."""
+    total = 0
+    for p in [pid, *(children(pid) if with_children else [])]:
+        for line in Path(f"/proc/{p}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1])
+    return total / 1024
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+@dataclass
+class CpuMeter:
+    """CPU % of some processes over a measured window (100% = one core busy)."""
+
+    pids: dict[str, int]
+
+    def __post_init__(self) -> None:
+        self.start = time.monotonic()
+        self.before = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+
+    def percent(self) -> dict[str, float]:
+        elapsed = time.monotonic() - self.start
+        return {
+            name: round(100 * (cpu_seconds(pid) - self.before[name]) / elapsed, 1)
+            for name, pid in self.pids.items()
+        }
+
+
+async def interleaved(
+    calls: Mapping[str, Callable[[], Awaitable[Any]]], runs: int, warmup: int
+) -> dict[str, list[float]]:
+    """Latency of each kind of call, one call at a time, the kinds taking turns: whatever else the
+    machine does during the measurement, it weighs on all of them alike."""
+    for _ in range(warmup):
+        for call in calls.values():
+            await call()
+    samples: dict[str, list[float]] = {name: [] for name in calls}
+    for _ in range(runs):
+        for name, call in calls.items():
+            started = time.perf_counter()
+            await call()
+            samples[name].append(time.perf_counter() - started)
+    return samples
+
+
+async def closed_loop(
+    call: Callable[[], Awaitable[Any]], concurrency: int, seconds: float, warmup_s: float = 2.0
+) -> dict[str, Any]:
+    """`concurrency` workers calling back to back; completions per second in the measured window."""
+    done = 0
+    latencies: list[float] = []
+    measuring = False
+    stop_at = time.monotonic() + warmup_s + seconds
+
+    async def worker() -> None:
+        nonlocal done
+        while time.monotonic() < stop_at:
+            started = time.perf_counter()
+            await call()
+            if measuring:
+                done += 1
+                latencies.append(time.perf_counter() - started)
+
+    workers = [asyncio.create_task(worker()) for _ in range(concurrency)]
+    await asyncio.sleep(warmup_s)
+    measuring = True
+    window_start = time.monotonic()
+    await asyncio.sleep(seconds)
+    measuring = False
+    window = time.monotonic() - window_start
+    await asyncio.gather(*workers)
+    return {"rps": round(done / window, 1), "latency": summary(latencies) if latencies else {}}
