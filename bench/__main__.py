@@ -88,7 +88,7 @@ class Bench:
         await run_plain()
 
     # --- 1. overhead -------------------------------------------------------------------------
-    def overhead(self) -> dict[str, Any]:
+    async def overhead(self) -> dict[str, Any]:
         runs, warmup = (40, 5) if self.quick else (200, 20)
         self.stack.llm.latency(0)
 
@@ -101,7 +101,7 @@ class Bench:
                 }
                 return await interleaved(calls, runs, warmup)
 
-        samples = asyncio.run(measure())
+        samples = await measure()
         stats = {name: summary(values) for name, values in samples.items()}
         plain, durable, noop = (stats[k]["median_ms"] for k in ("plain", "durable", "noop"))
         return {
@@ -116,7 +116,7 @@ class Bench:
         }
 
     # --- 2. throughput -----------------------------------------------------------------------
-    def throughput(self) -> dict[str, Any]:
+    async def throughput(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for latency_ms in (0, 200):
             self.stack.llm.latency(latency_ms)
@@ -138,10 +138,10 @@ class Bench:
                         return await closed_loop(lambda: self.durable(client), concurrency, seconds, warmup)
 
                 meter = CpuMeter({**self.pids(), "bench (plain agent, client)": os.getpid()})
-                plain = asyncio.run(load("plain"))
+                plain = await load("plain")
                 plain_cpu = meter.percent()
                 meter = CpuMeter({**self.pids(), "bench (plain agent, client)": os.getpid()})
-                durable = asyncio.run(load("durable"))
+                durable = await load("durable")
                 durable_cpu = meter.percent()
                 assert self.stack.endpoint is not None
                 out[label] = {
@@ -168,7 +168,7 @@ class Bench:
         return out
 
     # --- 3. recovery -------------------------------------------------------------------------
-    def recovery(self) -> dict[str, Any]:
+    async def recovery(self) -> dict[str, Any]:
         rounds = 3 if self.quick else 5
         out: dict[str, Any] = {}
         for mode in ("announced", "server_backoff"):
@@ -181,7 +181,7 @@ class Bench:
                 )
                 wait_until(lambda: self.stack.weather_calls("Vienna"), what="the weather step")
                 self.stack.kill_endpoint()
-                time.sleep(2.0)  # down for a while, as a crashed process would be
+                await asyncio.sleep(2.0)  # down for a while, as a crashed process would be
                 # "announced": the endpoint tells Restate it is back (RESTATE_ADMIN_URL, as under
                 # make run); "server_backoff": it does not, and the next retry comes when it is due.
                 self.stack.start_endpoint(**({} if mode == "announced" else {"RESTATE_ADMIN_URL": ""}))
@@ -197,6 +197,21 @@ class Bench:
         return out
 
 
+async def run_sections(bench: Bench, sections: list[str]) -> None:
+    with bench:
+        if "overhead" in sections:
+            print("overhead ...", flush=True)
+            record("overhead", await bench.overhead())
+        if "throughput" in sections:
+            print("throughput ...", flush=True)
+            record("throughput", await bench.throughput())
+        if "recovery" in sections:
+            print("recovery ...", flush=True)
+            figures = await bench.recovery()
+            record("recovery", figures)
+            record("recovery_s", figures["announced"]["median_s"])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--only", choices=["overhead", "throughput", "recovery", "waiting"], action="append")
@@ -208,18 +223,8 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         if set(sections) & {"overhead", "throughput", "recovery"}:
-            with Bench(Path(tmp) / "main", args.quick, args.workers) as bench:
-                if "overhead" in sections:
-                    print("overhead ...", flush=True)
-                    record("overhead", bench.overhead())
-                if "throughput" in sections:
-                    print("throughput ...", flush=True)
-                    record("throughput", bench.throughput())
-                if "recovery" in sections:
-                    print("recovery ...", flush=True)
-                    figures = bench.recovery()
-                    record("recovery", figures)
-                    record("recovery_s", figures["announced"]["median_s"])
+            # One event loop for these sections: the clients' connections belong to it.
+            asyncio.run(run_sections(Bench(Path(tmp) / "main", args.quick, args.workers), sections))
         if "waiting" in sections:
             from bench.approvals import run as run_approvals
 
