@@ -60,7 +60,6 @@ class Launcher:
         self.admin = Admin(self.external_admin or f"http://{LOOPBACK}:{self.ports.admin}")
         self.stopping = False
         self.endpoint_broken = False
-        self.services: list[str] = []
         self.identity_pem: Path | None = None
 
     # --- start-up --------------------------------------------------------------------------
@@ -139,8 +138,7 @@ class Launcher:
         self.endpoint.wait_ready()
         self.write_pid("endpoint", self.endpoint.pid)
         deployment = self.admin.register(self.app_url)
-        self.services = services_of(deployment)
-        say(f"registered {self.app_url}: {', '.join(self.services)}")
+        say(f"registered {self.app_url}: {', '.join(services_of(deployment))}")
 
     def write_pid(self, name: str, pid: int) -> None:
         (self.state_dir / f"{name}.pid").write_text(f"{pid}\n")

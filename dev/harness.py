@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 
 from dev.identity import ensure_identity
-from dev.stack import TOUR_SERVER_ENV, Admin, Endpoint, OfflineLLM, Ports, RestateServer, services_of
+from dev.stack import TOUR_SERVER_ENV, Admin, Endpoint, OfflineLLM, Ports, RestateServer
 
 FORCE_REPLAY = os.environ.get("TOUR_FORCE_REPLAY") == "1"
 
@@ -68,7 +68,6 @@ class Tour:
         self.endpoint_overrides: dict[str, str] = {}
         self.admin = Admin(f"http://127.0.0.1:{self.ports.admin}")
         self.ingress = f"http://127.0.0.1:{self.ports.ingress}"
-        self.services: list[str] = []
         self.http = httpx.Client(base_url=self.ingress, timeout=60)
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -85,7 +84,7 @@ class Tour:
             **self.extra_endpoint_env,
         }
         self.start_endpoint()
-        self.services = services_of(self.admin.register(self.endpoint_url))
+        self.admin.register(self.endpoint_url)
 
     @property
     def endpoint_url(self) -> str:

@@ -399,10 +399,6 @@ class Admin:
         rows: list[dict[str, Any]] = resp.json().get("rows", [])
         return rows
 
-    def resume(self, invocation_id: str) -> bool:
-        resp = httpx.patch(f"{self.url}/invocations/{invocation_id}/resume", timeout=10)
-        return resp.status_code < 300
-
 
 def services_of(deployment: dict[str, Any]) -> list[str]:
     return [s["name"] for s in deployment.get("services", [])]
