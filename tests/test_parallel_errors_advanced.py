@@ -136,7 +136,7 @@ def test_a_rate_limit_is_retried_after_the_delay_the_api_asked_for(stack: Tour) 
     calls = stack.llm_calls("(e3)")
     assert [c["status"] for c in calls] == [429, 200, 200]
     # The step's own backoff would retry after 1 s; Retry-After said 3 s, and that was honoured.
-    assert calls[1]["t"] - calls[0]["t"] >= 3.0
+    assert calls[1]["t"] - calls[0]["t"] >= 2.9  # 3 s, give or take a timer tick
 
 
 def test_a_terminal_tool_error_ends_the_run_and_becomes_a_graceful_answer(stack: Tour) -> None:
@@ -276,7 +276,7 @@ def test_a_successful_booking_confirms_all_and_compensates_nothing(stack: Tour) 
 
 @pytest.mark.crash
 def test_a_crash_between_compensations_repeats_none_and_skips_none(stack: Tour) -> None:
-    stack.restart_endpoint(BOOKING_SECONDS="1")  # slow bookings: room to crash between two cancellations
+    stack.restart_endpoint(BOOKING_SECONDS="2")  # slow bookings: room to crash between two cancellations
     invocation = stack.send("BookingWithRollbackAgent/book", {"booking_id": "trip-crash"})
     steps = wait_until(
         lambda: (
@@ -290,7 +290,7 @@ def test_a_crash_between_compensations_repeats_none_and_skips_none(stack: Tour) 
     assert not any(name == "Cancel hotel" and end for name, _, end in steps)
 
     stack.kill_endpoint()  # while the hotel cancellation runs
-    stack.restart_endpoint(BOOKING_SECONDS="1")
+    stack.restart_endpoint(BOOKING_SECONDS="2")
     resp = stack.output(invocation)
 
     assert resp.status_code == 500 and "No flights to SFO" in resp.json()["message"]
