@@ -103,9 +103,13 @@ def _config(host: str, port: int) -> Config:
     return config
 
 
+def _setup_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
 def _setup() -> None:
     """What each serving process needs before the first request."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _setup_logging()
     # Restate apps do not implement the ASGI lifespan protocol; hypercorn's warning about it is noise.
     logging.getLogger("hypercorn.error").addFilter(lambda record: "Lifespan" not in record.getMessage())
     configure_openai_client()
@@ -168,7 +172,7 @@ def main() -> None:
         )
     try:
         if args.workers > 1:
-            logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+            _setup_logging()
             sys.exit(_serve_workers(args.host, args.port, args.workers))
         _setup()
         asyncio.run(_serve(args.host, args.port))

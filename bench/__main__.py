@@ -158,7 +158,7 @@ class Bench:
                     "cpu_percent_durable": durable_cpu,
                     "rss_mb": {
                         "endpoint": round(rss_mb(self.stack.endpoint.pid, with_children=True), 1),
-                        "server": round(self.stack.server.rss_mb(), 1),
+                        "server": round(rss_mb(self.stack.server.pid), 1),
                     },
                 }
                 print(

@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 
+from bench.common import rss_mb
 from bench.results import record
 from dev.harness import Tour, wait_until
 
@@ -88,7 +89,7 @@ def run(count: int, workdir: Path, settings: str = "default") -> dict[str, Any]:
             what="warm-up",
         )
         time.sleep(2)
-        idle = {"endpoint_rss_mb": stack.endpoint.rss_mb(), "server_rss_mb": stack.server.rss_mb()}
+        idle = {"endpoint_rss_mb": rss_mb(stack.endpoint.pid), "server_rss_mb": rss_mb(stack.server.pid)}
 
         started = time.monotonic()
         bodies = [
@@ -104,7 +105,7 @@ def run(count: int, workdir: Path, settings: str = "default") -> dict[str, Any]:
         )
         all_suspended_s = time.monotonic() - started
         time.sleep(2)  # let the endpoint settle (finished requests, GC)
-        suspended = {"endpoint_rss_mb": stack.endpoint.rss_mb(), "server_rss_mb": stack.server.rss_mb()}
+        suspended = {"endpoint_rss_mb": rss_mb(stack.endpoint.pid), "server_rss_mb": rss_mb(stack.server.pid)}
 
         log = (workdir / "endpoint.log").read_text(errors="replace")
         awakeables = sorted(set(AWAKEABLE.findall(log)))
@@ -123,7 +124,7 @@ def run(count: int, workdir: Path, settings: str = "default") -> dict[str, Any]:
             f"SELECT count(*) AS n FROM sys_invocation WHERE target_service_name = '{SERVICE}' "
             "AND completion_result = 'failure'"
         )[0]["n"]
-        after = {"endpoint_rss_mb": stack.endpoint.rss_mb(), "server_rss_mb": stack.server.rss_mb()}
+        after = {"endpoint_rss_mb": rss_mb(stack.endpoint.pid), "server_rss_mb": rss_mb(stack.server.pid)}
     finally:
         stack.stop()
 

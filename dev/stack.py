@@ -157,17 +157,6 @@ class Proc:
             self._pump.join(timeout=5)
             self._pump = None
 
-    def rss_mb(self) -> float:
-        """Resident memory of the process, in MiB (Linux /proc; `ps` elsewhere)."""
-        try:
-            for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-        except OSError:
-            pass
-        out = subprocess.run(["ps", "-o", "rss=", "-p", str(self.pid)], capture_output=True, text=True)
-        return int(out.stdout.strip() or 0) / 1024
-
     def log_tail(self, lines: int = 20) -> str:
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
