@@ -11,17 +11,20 @@ import argparse
 import asyncio
 import ctypes
 import logging
+import multiprocessing
 import os
 import signal
 import sys
 import threading
 from collections.abc import Coroutine
+from multiprocessing.connection import wait
+from multiprocessing.process import BaseProcess
 from typing import Any
 
 import restate
 from hypercorn.asyncio import serve
+from hypercorn.asyncio.run import asyncio_worker
 from hypercorn.config import Config
-from hypercorn.run import run as hypercorn_run
 from restate.server import install_shutdown_hook
 
 from app.advanced.interruptible_agent import interruptible_agent
@@ -144,18 +147,76 @@ def worker_app() -> Any:
     if sys.platform == "linux":
         # A worker dies with its parent: `kill -9` of the endpoint takes all of it down, as a crash would.
         ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        parent = multiprocessing.parent_process()
+        if parent is not None and os.getppid() != parent.pid:
+            os._exit(1)  # the parent died while this worker was still importing: nobody to serve
     _setup()
     return app
 
 
 def _serve_workers(host: str, port: int, workers: int) -> int:
-    """Several processes on one port, to use several cores (hypercorn's workers)."""
+    """Several processes on one port, to use several cores; a worker that crashes is replaced.
+
+    Hypercorn's own multi-worker mode stops every worker when one dies. Here the others keep
+    serving while a new one starts, like pods behind a Service: the invocations the dead worker
+    had in flight are retried by Restate and land on a live worker.
+    """
     config = _config(host, port)
     config.workers = workers
     config.application_path = "app.__main__:worker_app()"
-    if announcement := _announce_return(host, port):
-        threading.Thread(target=asyncio.run, args=(announcement,), daemon=True).start()
-    return hypercorn_run(config)
+    sockets = config.create_sockets()  # bound once, here; every worker accepts on them
+    spawn = multiprocessing.get_context("spawn")
+    shutdown = spawn.Event()
+    stopping = threading.Event()
+
+    def stop(signum: int, _frame: object) -> None:
+        stopping.set()
+        shutdown.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, stop)
+
+    def start_worker() -> BaseProcess:
+        worker = spawn.Process(
+            target=asyncio_worker, kwargs={"config": config, "sockets": sockets, "shutdown_event": shutdown}
+        )
+        worker.start()
+        return worker
+
+    def announce() -> None:
+        if announcement := _announce_return(host, port):
+            threading.Thread(target=asyncio.run, args=(announcement,), daemon=True).start()
+
+    running = [start_worker() for _ in range(workers)]
+    announce()
+    exit_code = 0
+    while not stopping.is_set():
+        wait([worker.sentinel for worker in running], timeout=1.0)
+        for worker in [w for w in running if w.exitcode is not None]:
+            running.remove(worker)
+            if stopping.is_set():
+                continue
+            if worker.exitcode is not None and worker.exitcode < 0:
+                # Killed by a signal (a crash, the OOM killer, kill -9): replace it.
+                logging.warning(
+                    "Worker %s was killed (signal %d); starting a new one", worker.pid, -worker.exitcode
+                )
+                running.append(start_worker())
+                announce()
+            else:
+                # It failed on its own (e.g. an import error): a new one would fail the same way.
+                logging.error(
+                    "Worker %s exited with code %s; stopping the endpoint", worker.pid, worker.exitcode
+                )
+                exit_code = worker.exitcode or 1
+                stopping.set()
+                shutdown.set()
+    for worker in running:
+        worker.join(timeout=5)
+        if worker.exitcode is None:
+            worker.kill()
+            worker.join()
+    return exit_code
 
 
 def main() -> None:

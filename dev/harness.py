@@ -14,8 +14,9 @@ from typing import Any
 
 import httpx
 
+from dev.cluster import NODE_NAMES, RestateCluster
 from dev.identity import ensure_identity
-from dev.stack import TOUR_SERVER_ENV, Admin, Endpoint, OfflineLLM, Ports, RestateServer
+from dev.stack import TOUR_SERVER_ENV, Admin, Endpoint, OfflineLLM, Ports, RestateServer, free_port
 
 FORCE_REPLAY = os.environ.get("TOUR_FORCE_REPLAY") == "1"
 
@@ -54,13 +55,7 @@ class Tour:
         env.update(server_env or {})
         # Requests to the endpoint are signed, as with `make run`.
         identity_pem, self.identity_key = ensure_identity(workdir / "identity")
-        self.server = RestateServer(
-            workdir / "data",
-            self.ports,
-            env,
-            log_path=workdir / "restate-server.log",
-            identity_pem=identity_pem,
-        )
+        self.restate = self.restate_nodes(env, identity_pem)
         self.llm = OfflineLLM(self.ports.llm, workdir / "offline-llm.log")
         self.endpoint_env: dict[str, str] = {}
         self.extra_endpoint_env = endpoint_env or {}
@@ -70,21 +65,40 @@ class Tour:
         self.ingress = f"http://127.0.0.1:{self.ports.ingress}"
         self.http = httpx.Client(base_url=self.ingress, timeout=60)
 
+    def restate_nodes(self, env: dict[str, str], identity_pem: Path) -> RestateServer | RestateCluster:
+        """One restate-server; ClusterTour has three."""
+        return RestateServer(
+            self.workdir / "data",
+            self.ports,
+            env,
+            log_path=self.workdir / "restate-server.log",
+            identity_pem=identity_pem,
+        )
+
+    @property
+    def server(self) -> RestateServer:
+        assert isinstance(self.restate, RestateServer), "a ClusterTour has .cluster, not .server"
+        return self.restate
+
     # --- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
-        self.server.start()
+        self.restate.start()
         self.llm.start()
-        self.server.wait_ready()
+        self.restate.wait_ready()
         self.llm.wait_ready()
         self.endpoint_env = {
             **self.llm.endpoint_env(),
             "RESTATE_INGRESS_URL": self.ingress,
             "RESTATE_IDENTITY_KEYS": self.identity_key,
-            "RESTATE_ADMIN_URL": self.admin.url,
+            "RESTATE_ADMIN_URL": self.admin_urls(),
             **self.extra_endpoint_env,
         }
         self.start_endpoint()
         self.admin.register(self.endpoint_url)
+
+    def admin_urls(self) -> str:
+        """Where the endpoint announces that it is back (see app/utils/recovery.py)."""
+        return self.admin.url
 
     @property
     def endpoint_url(self) -> str:
@@ -109,17 +123,19 @@ class Tour:
         self.endpoint.kill()
 
     def restart_server(self, kill: bool = False) -> None:
-        """Stop restate-server (SIGKILL if `kill`) and start it again on the same data directory."""
+        """Stop restate-server (SIGKILL if `kill`) and start it again on the same data directory.
+
+        On a ClusterTour: all three nodes at once, as after a power cut of the whole cluster."""
         if kill:
-            self.server.kill()
+            self.restate.kill()
         else:
-            self.server.stop()
-        self.server.start()
-        self.server.wait_ready()
+            self.restate.stop()
+        self.restate.start()
+        self.restate.wait_ready()
 
     def stop(self) -> None:
         self.http.close()
-        for proc in (self.endpoint, self.llm, self.server):
+        for proc in (self.endpoint, self.llm, self.restate):
             if proc is not None:
                 proc.stop()
 
@@ -205,3 +221,54 @@ class Tour:
 
     def weather_calls(self, city: str) -> list[dict[str, Any]]:
         return [c for c in self.llm.stats()["calls"] if c["api"] == "weather" and c.get("input") == city]
+
+
+class ClusterTour(Tour):
+    """The same tour on a three-node cluster (dev/cluster.py) and an endpoint of `workers` processes.
+
+    It starts by talking to n1's ingress and admin API; `use_node` switches, e.g. after n1 crashed.
+    """
+
+    def __init__(
+        self,
+        workdir: Path,
+        server_env: dict[str, str] | None = None,
+        endpoint_env: dict[str, str] | None = None,
+        workers: int = 2,
+    ) -> None:
+        super().__init__(workdir, server_env, {"APP_WORKERS": str(workers), **(endpoint_env or {})})
+
+    def restate_nodes(self, env: dict[str, str], identity_pem: Path) -> RestateServer | RestateCluster:
+        # n1 takes the ports a single-node Tour would have; n2 and n3 get their own.
+        others = [Ports(free_port(), free_port(), free_port()) for _ in NODE_NAMES[1:]]
+        return RestateCluster(self.workdir / "cluster", [self.ports, *others], env, identity_pem)
+
+    @property
+    def cluster(self) -> RestateCluster:
+        assert isinstance(self.restate, RestateCluster)
+        return self.restate
+
+    def admin_urls(self) -> str:
+        return ",".join(f"http://127.0.0.1:{node.ports.admin}" for node in self.cluster.nodes)
+
+    def use_node(self, name: str) -> None:
+        """Send calls and admin queries to node `name` from now on."""
+        node = self.cluster.node(name)
+        self.ingress = f"http://127.0.0.1:{node.ports.ingress}"
+        self.admin = Admin(f"http://127.0.0.1:{node.ports.admin}")
+        self.http.close()
+        self.http = httpx.Client(base_url=self.ingress, timeout=60)
+
+    def worker_pids(self) -> list[int]:
+        """The endpoint's worker processes (its children, without multiprocessing's resource tracker)."""
+        assert self.endpoint is not None
+        pid = self.endpoint.pid
+        workers = []
+        for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+            try:
+                cmdline = Path(f"/proc/{child}/cmdline").read_bytes().decode(errors="replace")
+            except OSError:
+                continue  # exited meanwhile
+            if "resource_tracker" not in cmdline:
+                workers.append(int(child))
+        return workers

@@ -48,11 +48,12 @@ def free_port() -> int:
         return port
 
 
-def require_free(port: int, what: str, env_var: str) -> None:
+def require_free(port: int, what: str, env_var: str | None) -> None:
     if not port_is_free(port):
+        choose = f" or choose another port with {env_var}=<port>" if env_var else ""
         raise StackError(
             f"port {port} ({what}) is already in use: stop what runs there "
-            f"(another `make run`?) or choose another port with {env_var}=<port>."
+            f"(another `make run` or `make cluster`?){choose}."
         )
 
 
@@ -194,27 +195,32 @@ def python_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 # --- restate-server ------------------------------------------------------------------------------
 
 
-def find_restate_server() -> list[str]:
-    """The pinned npm package's native binary, else its Node wrapper, else restate-server on PATH."""
+def find_restate_binary(name: str) -> list[str]:
+    """The pinned npm package's native binary, else its Node wrapper, else `name` on PATH.
+
+    `name` is restate-server or restatectl (the cluster admin tool, see dev/cluster.py).
+    """
     system = {"Linux": "linux", "Darwin": "darwin"}.get(platform.system(), platform.system().lower())
     arch = {"x86_64": "x64", "amd64": "x64", "aarch64": "arm64", "arm64": "arm64"}.get(
         platform.machine().lower(), platform.machine().lower()
     )
-    native = (
-        REPO / "node_modules" / "@restatedev" / f"restate-server-{system}-{arch}" / "bin" / "restate-server"
-    )
+    native = REPO / "node_modules" / "@restatedev" / f"{name}-{system}-{arch}" / "bin" / name
     if native.is_file() and os.access(native, os.X_OK):
         return [str(native)]
-    wrapper = REPO / "node_modules" / ".bin" / "restate-server"
+    wrapper = REPO / "node_modules" / ".bin" / name
     if wrapper.exists():
         return [str(wrapper)]
-    on_path = shutil.which("restate-server")
+    on_path = shutil.which(name)
     if on_path:
         return [on_path]
     raise StackError(
-        "restate-server not found: run `npm install` in the repository (make run does it), "
-        "or put a restate-server binary on PATH."
+        f"{name} not found: run `npm install` in the repository (make run does it), "
+        f"or put a {name} binary on PATH."
     )
+
+
+def find_restate_server() -> list[str]:
+    return find_restate_binary("restate-server")
 
 
 # The server settings `make run` and the tests use. A failing step is retried quickly enough to
@@ -230,7 +236,10 @@ TOUR_SERVER_ENV = {
 
 
 class RestateServer(Proc):
-    """A single-node Restate Server on loopback, with its data in `data_dir`."""
+    """A Restate Server node on loopback, with its data in `data_dir`.
+
+    On its own it is a single-node cluster; dev/cluster.py starts three of them as one cluster.
+    """
 
     def __init__(
         self,
@@ -239,6 +248,7 @@ class RestateServer(Proc):
         extra_env: dict[str, str] | None = None,
         log_path: Path | None = None,
         identity_pem: Path | None = None,
+        node_name: str = "tour",
     ) -> None:
         env = dict(os.environ)
         env.update(
@@ -260,16 +270,24 @@ class RestateServer(Proc):
             "--bind-port", str(ports.node),
             "--listen-mode", "tcp",
             "--base-dir", str(data_dir),
-            "--node-name", "tour",
+            "--node-name", node_name,
         ]  # fmt: skip
-        super().__init__("restate-server", argv, env, log_path or data_dir.parent / "restate-server.log")
+        single = node_name == "tour"
+        name = "restate-server" if single else f"restate-server {node_name}"
+        super().__init__(name, argv, env, log_path or data_dir.parent / "restate-server.log")
         self.ports = ports
         self.data_dir = data_dir
+        self.node_name = node_name
+        # The single node's ports can be moved with these variables; a cluster's are fixed.
+        self.port_vars = (
+            ("RESTATE_INGRESS_PORT", "RESTATE_ADMIN_PORT", "RESTATE_NODE_PORT") if single else (None,) * 3
+        )
 
     def start(self) -> None:
-        require_free(self.ports.ingress, "Restate ingress", "RESTATE_INGRESS_PORT")
-        require_free(self.ports.admin, "Restate admin API and UI", "RESTATE_ADMIN_PORT")
-        require_free(self.ports.node, "Restate node-to-node", "RESTATE_NODE_PORT")
+        ingress_var, admin_var, node_var = self.port_vars
+        require_free(self.ports.ingress, f"{self.name} ingress", ingress_var)
+        require_free(self.ports.admin, f"{self.name} admin API and UI", admin_var)
+        require_free(self.ports.node, f"{self.name} node-to-node", node_var)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         super().start()
 

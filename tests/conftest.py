@@ -27,21 +27,27 @@ def _no_real_openai() -> Iterator[None]:
 
 @contextlib.contextmanager
 def running_tour(
-    factory: pytest.TempPathFactory, name: str, server_env: dict[str, str] | None = None
+    factory: pytest.TempPathFactory,
+    name: str,
+    server_env: dict[str, str] | None = None,
+    kind: type[Tour] = Tour,
 ) -> Iterator[Tour]:
-    """A real stack (restate-server, offline LLM, endpoint) on free ports, torn down even on failure."""
+    """A real stack (restate-server, offline LLM, endpoint) on free ports, torn down even on failure.
+
+    `kind=ClusterTour`: three restate-server nodes and an endpoint of two processes."""
     workdir = factory.mktemp(name)
-    stack = Tour(workdir, server_env)
+    stack = kind(workdir, server_env)
     try:
         stack.start()
         yield stack
     except BaseException:
-        for log in sorted(workdir.glob("*.log")):
+        for log in sorted([*workdir.glob("*.log"), *workdir.glob("cluster/*.log")]):
             print(f"--- {log.name} (tail)\n" + "\n".join(log.read_text(errors="replace").splitlines()[-40:]))
         raise
     finally:
         stack.stop()
-        shutil.rmtree(workdir / "data", ignore_errors=True)
+        for data in ("data", "cluster"):
+            shutil.rmtree(workdir / data, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -146,8 +146,8 @@ def test_a_taken_port_ends_with_one_actionable_line(tmp_path: Path, ports: Ports
 
     assert done.returncode == 1
     assert done.stderr.strip().splitlines() == [
-        f"error: port {ports.ingress} (Restate ingress) is already in use: stop what runs there "
-        "(another `make run`?) or choose another port with RESTATE_INGRESS_PORT=<port>."
+        f"error: port {ports.ingress} (restate-server ingress) is already in use: stop what runs there "
+        "(another `make run` or `make cluster`?) or choose another port with RESTATE_INGRESS_PORT=<port>."
     ]
     assert "Traceback" not in done.stdout + done.stderr
 

@@ -2,7 +2,7 @@
 
 After a crash Restate retries with backoff, so an endpoint that comes back sits idle until the
 next attempt is due (up to a minute with Restate's default policy). With RESTATE_ADMIN_URL set
-(`make run` sets it), the endpoint tells Restate it is back as soon as it listens: invocations of
+(`make run` sets it; a comma-separated list for a cluster), the endpoint tells Restate it is back as soon as it listens: invocations of
 its services that are backing off (or paused after too many attempts) are resumed at once.
 """
 
@@ -43,10 +43,16 @@ async def announce_return(admin_url: str, services: Iterable[str], own_url: str)
             except httpx.HTTPError:
                 pass
             await asyncio.sleep(0.1)
-    try:
-        resumed = await retry_waiting_invocations(admin_url, services)
-    except httpx.HTTPError as e:
-        logger.warning("Could not ask Restate at %s to retry waiting invocations: %s", admin_url, e)
+    # A cluster has an admin API on every node (`make cluster` lists all three): any live one will do.
+    errors = []
+    for url in (u.strip() for u in admin_url.split(",") if u.strip()):
+        try:
+            resumed = await retry_waiting_invocations(url, services)
+            break
+        except httpx.HTTPError as e:
+            errors.append(f"{url}: {e}")
+    else:
+        logger.warning("Could not ask Restate to retry waiting invocations (%s)", "; ".join(errors))
         return
     if resumed:
         logger.info("Back up: asked Restate to retry %d waiting invocation(s) now", len(resumed))

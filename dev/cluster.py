@@ -1,0 +1,195 @@
+"""Three Restate Server nodes on one machine, as one cluster: what `make cluster` and its tests run.
+
+Every node is the same restate-server binary as `make run`'s, with its own data directory and its
+own ports on 127.0.0.1. They share a cluster name, each knows where all three metadata servers
+are, and every record is written to two of them (log, partition state, metadata), so the cluster
+keeps working while any one node is down. Only the first node provisions the cluster; the other
+two join it.
+
+    node  ingress  admin + UI  node-to-node   (`make cluster`)
+    n1    8080     9070        15122          the tour's curl commands work unchanged
+    n2    28080    29070       25122
+    n3    38080    39070       35122
+
+`restatectl` (npm, pinned with the server) reads the cluster's state, e.g. which node leads
+each partition:  npx restatectl -s http://127.0.0.1:25122 partitions list
+"""
+
+import json
+import subprocess
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from dev.stack import LOOPBACK, Ports, RestateServer, StackError, find_restate_binary
+
+CLUSTER_NAME = "tour-cluster"
+NODE_NAMES = ("n1", "n2", "n3")
+
+
+def standard_ports() -> list[Ports]:
+    """`make cluster`'s ports (see the table above); the endpoint stays on APP_PORT (9080)."""
+    return [Ports(8080, 9070, 15122), Ports(28080, 29070, 25122), Ports(38080, 39070, 35122)]
+
+
+def node_env(index: int, ports: Sequence[Ports]) -> dict[str, str]:
+    """What makes node `index` one of the cluster's three rather than a cluster of its own."""
+    return {
+        "RESTATE_CLUSTER_NAME": CLUSTER_NAME,
+        "RESTATE_ADVERTISED_ADDRESS": f"http://{LOOPBACK}:{ports[index].node}",
+        # Any one reachable metadata server is enough to find the cluster, so list all of them.
+        "RESTATE_METADATA_CLIENT__ADDRESSES": json.dumps([f"http://{LOOPBACK}:{p.node}" for p in ports]),
+        # Two copies of the log and of each partition: one node may fail without losing anything.
+        "RESTATE_DEFAULT_REPLICATION": "2",
+        # Exactly one node creates the cluster; the others wait for it and join.
+        "RESTATE_AUTO_PROVISION": "true" if index == 0 else "false",
+        # Three nodes on one machine: a quarter each of RocksDB's default 2 GiB.
+        "RESTATE_ROCKSDB_TOTAL_MEMORY_SIZE": "512 MB",
+    }
+
+
+@dataclass(frozen=True)
+class Processor:
+    """One row of `restatectl partitions list`: a partition's processor on one node."""
+
+    partition: int
+    node: str  # node name (n1, n2, n3)
+    mode: str  # Leader, Follower, ...
+    status: str  # Active, Starting, ...
+
+
+class RestateCluster:
+    """Three RestateServer nodes, started, crashed and restarted one by one or together."""
+
+    def __init__(
+        self,
+        base_dir: Path,
+        ports: Sequence[Ports],
+        extra_env: dict[str, str] | None = None,
+        identity_pem: Path | None = None,
+    ) -> None:
+        assert len(ports) == len(NODE_NAMES)
+        self.base_dir = base_dir
+        self.nodes = [
+            RestateServer(
+                base_dir / name,
+                ports[i],
+                {**node_env(i, ports), **(extra_env or {})},
+                log_path=base_dir / f"{name}.log",
+                identity_pem=identity_pem,
+                node_name=name,
+            )
+            for i, name in enumerate(NODE_NAMES)
+        ]
+
+    def node(self, name: str) -> RestateServer:
+        return self.nodes[NODE_NAMES.index(name)]
+
+    def alive(self) -> list[RestateServer]:
+        return [node for node in self.nodes if node.alive()]
+
+    # --- lifecycle ---------------------------------------------------------------------------
+    def start(self, timeout: float = 90.0) -> None:
+        for node in self.nodes:
+            node.start()
+        self.wait_ready(timeout)
+
+    def wait_ready(self, timeout: float = 90.0) -> None:
+        """Every running node answers, and every partition has an active leader."""
+        for node in self.alive():
+            node.wait_ready(timeout)
+        self.wait_leaders(timeout)
+
+    def wait_leaders(self, timeout: float = 60.0, followers: int = 0) -> dict[int, str]:
+        """Until every partition has an active leader (and `followers` active followers); returns
+        partition -> leader node."""
+        deadline = time.monotonic() + timeout
+        last = "no answer from restatectl yet"
+        while time.monotonic() < deadline:
+            try:
+                processors = self.processors()
+            except StackError as e:
+                last = str(e)
+            else:
+                leaders = {p.partition: p.node for p in processors if p.mode == "Leader"}
+                following: dict[int, int] = {}
+                for p in processors:
+                    if p.mode == "Follower":
+                        following[p.partition] = following.get(p.partition, 0) + 1
+                partitions = {p.partition for p in processors}
+                if partitions and all(
+                    part in leaders and following.get(part, 0) >= followers for part in partitions
+                ):
+                    return leaders
+                last = f"leaders {leaders}, followers {following}"
+            time.sleep(0.25)
+        raise StackError(f"the cluster has no leader for every partition after {timeout:.0f}s ({last})")
+
+    def kill_node(self, name: str) -> None:
+        """SIGKILL: the node crashes, as a machine that loses power would."""
+        self.node(name).kill()
+
+    def start_node(self, name: str, timeout: float = 60.0) -> None:
+        node = self.node(name)
+        node.start()
+        node.wait_ready(timeout)
+
+    def kill(self) -> None:
+        """SIGKILL to every node: the whole cluster loses power."""
+        for node in self.nodes:
+            node.kill()
+
+    def stop(self) -> None:
+        """SIGTERM to all nodes at once (one by one, the last two would wait for each other)."""
+        stoppers = [threading.Thread(target=node.stop) for node in self.nodes]
+        for t in stoppers:
+            t.start()
+        for t in stoppers:
+            t.join()
+
+    # --- looking inside ----------------------------------------------------------------------
+    def restatectl(self, *args: str, timeout: float = 10.0) -> str:
+        """Run restatectl against the running nodes; its standard output."""
+        addresses = ",".join(f"http://{LOOPBACK}:{node.ports.node}" for node in self.alive())
+        if not addresses:
+            raise StackError("no node of the cluster is running")
+        try:
+            done = subprocess.run(
+                [*find_restate_binary("restatectl"), "--address", addresses, *args],
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+            )
+        except subprocess.TimeoutExpired as e:
+            raise StackError(f"restatectl {' '.join(args)} did not answer within {timeout:.0f}s") from e
+        if done.returncode != 0:
+            raise StackError(f"restatectl {' '.join(args)} failed: {done.stderr.strip()[-300:]}")
+        return done.stdout
+
+    def table(self, *args: str) -> list[dict[str, str]]:
+        """The first table restatectl prints, as rows of {column: value} (columns are single words)."""
+        rows: list[dict[str, str]] = []
+        header: list[str] = []
+        for line in self.restatectl(*args).splitlines():
+            fields = line.split()
+            if not header:
+                header = fields if fields[:1] in (["NODE"], ["ID"]) else []
+            elif not fields:
+                break  # a blank line ends the table (e.g. before the "Dead nodes" table)
+            else:
+                rows.append(dict(zip(header, fields, strict=False)))
+        return rows
+
+    def processors(self) -> list[Processor]:
+        """The partition processors of the running nodes, as `restatectl partitions list` has them."""
+        names = {row["NODE"]: row["NAME"] for row in self.table("nodes", "list")}
+        # restatectl keeps reporting a crashed node's processors for a few seconds: skip them.
+        running = {node.node_name for node in self.alive()}
+        found = []
+        for row in self.table("partitions", "list"):
+            name = names.get(row["NODE"].split(":")[0], row["NODE"])
+            if name in running:
+                found.append(Processor(int(row["ID"]), name, row["MODE"], row["STATUS"]))
+        return found
