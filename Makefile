@@ -6,15 +6,22 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: run test lint fmt test-replay bench clean install
+.PHONY: run cluster test lint fmt test-replay test-cluster bench clean install
 
 run: install
 	@$(PY) -m dev
+
+# The same tour on three Restate nodes (ingress :8080, :28080, :38080) and a two-process endpoint.
+cluster: install
+	@$(PY) -m dev --cluster
 
 test: install lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 	@echo "--- forced replay: the crash tests again, with every suspension replaying the journal"
 	TOUR_FORCE_REPLAY=1 $(PY) -m pytest -m crash $(PYTEST_ARGS)
+
+test-cluster: install
+	$(PY) -m pytest -m cluster $(PYTEST_ARGS)
 
 test-replay: install
 	TOUR_FORCE_REPLAY=1 $(PY) -m pytest -m e2e $(PYTEST_ARGS)

@@ -9,12 +9,21 @@ runs it restarts the endpoint when a file under app/ changes or when the endpoin
 `kill -9 $(cat .restate/endpoint.pid)`), re-registers it and asks Restate to retry the waiting
 invocations at once. Ctrl-C stops everything.
 
+    python -m dev --cluster      # `make cluster`
+
+The same tour on a three-node Restate cluster (see dev/cluster.py for its ports), with the
+endpoint as APP_WORKERS (default 2) processes behind one address. Its data is in
+.restate/cluster/. A node that dies is started again NODE_RESTART_SECONDS (15) later, so that
+there is time to watch the other two carry on (try `kill -9 $(cat .restate/cluster/n1.pid)`).
+RESTATE_CLUSTER_PORTS moves the nodes' ports (see dev/cluster.py).
+
 Settings (environment): RESTATE_INGRESS_PORT (8080), RESTATE_ADMIN_PORT (9070),
-RESTATE_NODE_PORT (5122), APP_PORT (9080), OFFLINE_LLM_PORT (free port), RESTATE_DIR (.restate),
-RESTATE_ADMIN_URL (use a Restate Server that is already running instead of starting one),
-APP_URL (the address that Restate should call the endpoint at).
+RESTATE_NODE_PORT (5122), APP_PORT (9080), APP_WORKERS (1; 2 with --cluster), OFFLINE_LLM_PORT
+(free port), RESTATE_DIR (.restate), RESTATE_ADMIN_URL (use a Restate Server that is already
+running instead of starting one), APP_URL (the address that Restate should call the endpoint at).
 """
 
+import argparse
 import contextlib
 import os
 import signal
@@ -23,6 +32,7 @@ import time
 from pathlib import Path
 from types import FrameType
 
+from dev.cluster import NODE_NAMES, RestateCluster, standard_ports
 from dev.identity import ensure_identity
 from dev.stack import (
     LOOPBACK,
@@ -48,9 +58,20 @@ def say(message: str) -> None:
     print(f"[tour] {message}", flush=True)
 
 
+# How long a crashed cluster node stays down before the launcher starts it again.
+NODE_RESTART_DELAY = float(os.environ.get("NODE_RESTART_SECONDS", "15"))
+
+
 class Launcher:
-    def __init__(self) -> None:
+    def __init__(self, cluster: bool = False) -> None:
         self.ports = Ports.from_env()
+        self.cluster: RestateCluster | None = None
+        self.cluster_mode = cluster
+        self.node_died_at: dict[str, float] = {}
+        if cluster:
+            # n1 has the single node's ingress and admin ports: the tour's commands work as written.
+            first = standard_ports()[0]
+            self.ports.ingress, self.ports.admin, self.ports.node = first.ingress, first.admin, first.node
         self.state_dir = Path(os.environ.get("RESTATE_DIR", REPO / ".restate")).resolve()
         self.external_admin = os.environ.get("RESTATE_ADMIN_URL")
         self.app_url = os.environ.get("APP_URL", f"http://{LOOPBACK}:{self.ports.app}")
@@ -66,6 +87,8 @@ class Launcher:
     def start(self) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         endpoint_env: dict[str, str] = {}
+        if self.external_admin and self.cluster_mode:
+            raise StackError("--cluster starts its own three nodes: unset RESTATE_ADMIN_URL to use it.")
         if self.external_admin:
             say(f"using the Restate Server at {self.external_admin} (RESTATE_ADMIN_URL)")
         else:
@@ -73,7 +96,10 @@ class Launcher:
             self.identity_pem, endpoint_env["RESTATE_IDENTITY_KEYS"] = ensure_identity(
                 self.state_dir / "identity"
             )
-            self.start_server()
+            if self.cluster_mode:
+                self.start_cluster()
+            else:
+                self.start_server()
 
         if os.environ.get("OPENAI_API_KEY"):
             say(
@@ -97,6 +123,11 @@ class Launcher:
         endpoint_env.setdefault("RESTATE_INGRESS_URL", f"http://localhost:{self.ports.ingress}")
         # The endpoint tells Restate when it is back, so interrupted invocations resume at once.
         endpoint_env.setdefault("RESTATE_ADMIN_URL", self.admin.url)
+        if self.cluster is not None:
+            # Any node's admin API will do for that; the endpoint tries them in turn.
+            endpoint_env["RESTATE_ADMIN_URL"] = ",".join(self.node_admin_urls())
+            # Several processes behind one address, as several pods behind one Service would be.
+            endpoint_env["APP_WORKERS"] = os.environ.get("APP_WORKERS", "2")
         self.endpoint = Endpoint(
             self.ports.app,
             endpoint_env,
@@ -107,6 +138,11 @@ class Launcher:
 
         ui = self.external_admin or f"http://localhost:{self.ports.admin}"
         say(f"Restate UI: {ui}   (invocations, journals, state)")
+        if self.cluster is not None:
+            say(
+                "the same cluster answers on every node: ingress "
+                + ", ".join(f"http://localhost:{n.ports.ingress}" for n in self.cluster.nodes)
+            )
         say("Try the first step of the tour:")
         print("\n    " + FIRST_CURL.format(ingress=self.ports.ingress) + "\n", flush=True)
         say("Edit a file under app/ and the endpoint restarts; Ctrl-C stops everything.")
@@ -132,11 +168,41 @@ class Launcher:
             f"http://localhost:{self.ports.admin} (data: {self.server.data_dir}, log: {self.server.log_path})"
         )
 
+    def start_cluster(self) -> None:
+        self.cluster = RestateCluster(
+            self.state_dir / "cluster",
+            standard_ports(),
+            dict(TOUR_SERVER_ENV),
+            identity_pem=self.identity_pem,
+        )
+        say(f"starting a three-node Restate cluster (data and logs: {self.cluster.base_dir})")
+        self.cluster.start()
+        for node in self.cluster.nodes:
+            self.write_pid(f"cluster/{node.node_name}", node.pid)
+        for node in self.cluster.nodes:
+            say(
+                f"{node.node_name}: ingress http://localhost:{node.ports.ingress}, admin and UI "
+                f"http://localhost:{node.ports.admin}, node-to-node {node.ports.node}"
+            )
+        say(
+            "which node leads which partition: "
+            f"npx restatectl -s http://127.0.0.1:{self.cluster.nodes[1].ports.node} partitions list"
+        )
+
+    def node_admin_urls(self) -> list[str]:
+        assert self.cluster is not None
+        return [f"http://{LOOPBACK}:{node.ports.admin}" for node in self.cluster.nodes]
+
     def start_endpoint(self) -> None:
         assert self.endpoint is not None
         self.endpoint.start()
         self.endpoint.wait_ready()
         self.write_pid("endpoint", self.endpoint.pid)
+        if self.cluster is not None:
+            # Registration is cluster-wide; ask a node that is up.
+            alive = self.cluster.alive()
+            if alive:
+                self.admin = Admin(f"http://{LOOPBACK}:{alive[0].ports.admin}")
         deployment = self.admin.register(self.app_url)
         say(f"registered {self.app_url}: {', '.join(services_of(deployment))}")
 
@@ -158,6 +224,8 @@ class Launcher:
             time.sleep(0.3)
             if self.stopping:
                 break
+            if self.cluster is not None:
+                self.supervise_cluster()
             if self.server is not None and not self.server.alive():
                 say("restate-server exited; restarting it (its data is kept in .restate/data)")
                 self.start_server()
@@ -169,6 +237,34 @@ class Launcher:
             elif not self.endpoint.alive() and not self.endpoint_broken:
                 code = self.endpoint.popen.returncode if self.endpoint.popen else None
                 self.restart_endpoint(f"the endpoint exited (code {code})")
+
+    def supervise_cluster(self) -> None:
+        """A node that died is started again after NODE_RESTART_DELAY; the others carry on meanwhile."""
+        assert self.cluster is not None
+        for node in self.cluster.nodes:
+            name = node.node_name
+            if node.alive():
+                continue
+            died_at = self.node_died_at.get(name)
+            if died_at is None:
+                self.node_died_at[name] = time.monotonic()
+                code = node.popen.returncode if node.popen else None
+                others = [n for n in self.cluster.nodes if n.alive()]
+                say(
+                    f"node {name} exited (code {code}); the cluster carries on with "
+                    + ", ".join(f"{n.node_name} (ingress :{n.ports.ingress})" for n in others)
+                    + f". {name} starts again in {NODE_RESTART_DELAY:.0f} s."
+                )
+            elif time.monotonic() - died_at >= NODE_RESTART_DELAY:
+                del self.node_died_at[name]
+                try:
+                    self.cluster.start_node(name)
+                except StackError as e:
+                    say(f"node {name} did not come back: {e}")
+                    self.node_died_at[name] = time.monotonic()
+                    continue
+                self.write_pid(f"cluster/{name}", node.pid)
+                say(f"node {name} is back and rejoins the cluster")
 
     def restart_endpoint(self, why: str) -> None:
         assert self.endpoint is not None
@@ -188,15 +284,19 @@ class Launcher:
         self.stopping = True
 
     def stop(self) -> None:
-        for proc in (self.endpoint, self.llm, self.server):
+        for proc in (self.endpoint, self.llm, self.server, self.cluster):
             if proc is not None:
                 proc.stop()
-        for name in ("endpoint.pid", "restate-server.pid", "offline-llm.url"):
+        names = ["endpoint.pid", "restate-server.pid", "offline-llm.url"]
+        names += [f"cluster/{name}.pid" for name in NODE_NAMES]
+        for name in names:
             (self.state_dir / name).unlink(missing_ok=True)
 
 
 def main() -> int:
-    launcher = Launcher()
+    parser = argparse.ArgumentParser(prog="python -m dev", description=__doc__.splitlines()[0])
+    parser.add_argument("--cluster", action="store_true", help="three Restate nodes instead of one")
+    launcher = Launcher(cluster=parser.parse_args().cluster)
     signal.signal(signal.SIGINT, launcher.request_stop)
     signal.signal(signal.SIGTERM, launcher.request_stop)
     try:

@@ -16,6 +16,7 @@ each partition:  npx restatectl -s http://127.0.0.1:25122 partitions list
 """
 
 import json
+import os
 import subprocess
 import threading
 import time
@@ -30,7 +31,17 @@ NODE_NAMES = ("n1", "n2", "n3")
 
 
 def standard_ports() -> list[Ports]:
-    """`make cluster`'s ports (see the table above); the endpoint stays on APP_PORT (9080)."""
+    """`make cluster`'s ports (see the table above); the endpoint stays on APP_PORT (9080).
+
+    RESTATE_CLUSTER_PORTS moves them: nine numbers, ingress,admin,node-to-node of n1 then n2, n3.
+    """
+    if spec := os.environ.get("RESTATE_CLUSTER_PORTS"):
+        numbers = [int(n) for n in spec.replace(";", ",").split(",") if n.strip()]
+        if len(numbers) != 9:
+            raise StackError(
+                f"RESTATE_CLUSTER_PORTS needs nine ports (ingress,admin,node of n1, n2, n3), not {spec!r}"
+            )
+        return [Ports(*numbers[i : i + 3]) for i in range(0, 9, 3)]
     return [Ports(8080, 9070, 15122), Ports(28080, 29070, 25122), Ports(38080, 39070, 35122)]
 
 

@@ -16,7 +16,16 @@ import httpx
 
 from dev.cluster import NODE_NAMES, RestateCluster
 from dev.identity import ensure_identity
-from dev.stack import TOUR_SERVER_ENV, Admin, Endpoint, OfflineLLM, Ports, RestateServer, free_port
+from dev.stack import (
+    TOUR_SERVER_ENV,
+    Admin,
+    Endpoint,
+    OfflineLLM,
+    Ports,
+    RestateServer,
+    free_port,
+    worker_pids,
+)
 
 FORCE_REPLAY = os.environ.get("TOUR_FORCE_REPLAY") == "1"
 
@@ -260,15 +269,6 @@ class ClusterTour(Tour):
         self.http = httpx.Client(base_url=self.ingress, timeout=60)
 
     def worker_pids(self) -> list[int]:
-        """The endpoint's worker processes (its children, without multiprocessing's resource tracker)."""
+        """The endpoint's worker processes."""
         assert self.endpoint is not None
-        pid = self.endpoint.pid
-        workers = []
-        for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
-            try:
-                cmdline = Path(f"/proc/{child}/cmdline").read_bytes().decode(errors="replace")
-            except OSError:
-                continue  # exited meanwhile
-            if "resource_tracker" not in cmdline:
-                workers.append(int(child))
-        return workers
+        return worker_pids(self.endpoint.pid)

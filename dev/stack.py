@@ -373,6 +373,19 @@ class Endpoint(PythonService):
         super().__init__("tour endpoint", args, port, "APP_PORT", env, log_path, on_line)
 
 
+def worker_pids(endpoint_pid: int) -> list[int]:
+    """The worker processes of an endpoint started with APP_WORKERS > 1 (Linux: from /proc)."""
+    workers = []
+    for child in Path(f"/proc/{endpoint_pid}/task/{endpoint_pid}/children").read_text().split():
+        try:
+            cmdline = Path(f"/proc/{child}/cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue  # exited meanwhile
+        if "resource_tracker" not in cmdline:  # multiprocessing's helper, not a worker
+            workers.append(int(child))
+    return workers
+
+
 # --- admin API -----------------------------------------------------------------------------------
 
 

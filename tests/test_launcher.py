@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from dev import stack
-from dev.stack import REPO, Ports, StackError, find_restate_server, port_is_free
+from dev.stack import REPO, Ports, StackError, find_restate_server, free_port, port_is_free, worker_pids
 
 pytestmark = pytest.mark.e2e
 
@@ -23,9 +23,9 @@ pytestmark = pytest.mark.e2e
 class Running:
     """A launcher process whose output lines arrive on a queue."""
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], *args: str) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "dev"],
+            [sys.executable, "-m", "dev", *args],
             cwd=REPO,
             env=env,
             stdout=subprocess.PIPE,
@@ -77,10 +77,7 @@ def ports() -> Ports:
     return Ports.free()
 
 
-@pytest.fixture
-def launcher(tmp_path: Path, ports: Ports) -> Iterator[Running]:
-    running = Running(launcher_env(tmp_path, ports))
-    yield running
+def stopped(running: Running) -> None:
     if running.proc.poll() is None:
         # SIGTERM first: the launcher stops its children; a SIGKILL would leave them running.
         running.proc.terminate()
@@ -93,6 +90,13 @@ def launcher(tmp_path: Path, ports: Ports) -> Iterator[Running]:
     for pipe in (running.proc.stdout, running.proc.stderr):
         if pipe is not None:
             pipe.close()
+
+
+@pytest.fixture
+def launcher(tmp_path: Path, ports: Ports) -> Iterator[Running]:
+    running = Running(launcher_env(tmp_path, ports))
+    yield running
+    stopped(running)
 
 
 def test_make_run_serves_the_tour_restarts_a_killed_endpoint_and_stops_cleanly(
@@ -133,6 +137,52 @@ def test_make_run_serves_the_tour_restarts_a_killed_endpoint_and_stops_cleanly(
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
     assert all(port_is_free(p) for p in (ports.ingress, ports.admin, ports.app))
+
+
+@pytest.mark.cluster
+def test_make_cluster_serves_the_tour_on_three_nodes_and_brings_a_crashed_one_back(tmp_path: Path) -> None:
+    nodes = [Ports.free() for _ in range(3)]
+    app = free_port()
+    env = launcher_env(
+        tmp_path,
+        Ports(nodes[0].ingress, nodes[0].admin, nodes[0].node, app),
+        RESTATE_CLUSTER_PORTS=",".join(f"{p.ingress},{p.admin},{p.node}" for p in nodes),
+        NODE_RESTART_SECONDS="2",
+    )
+    running = Running(env, "--cluster")
+    try:
+        running.wait_for("registered", timeout=120)
+        curl_line = running.wait_for("curl localhost:")
+        answer = subprocess.run(curl_line.strip(), shell=True, capture_output=True, text=True, timeout=60)
+        assert (
+            answer.stdout == '"The weather in San Francisco is currently partly cloudy, 16 degrees Celsius."'
+        )
+        # One endpoint address, two processes behind it.
+        endpoint_pid = int((tmp_path / "restate" / "endpoint.pid").read_text())
+        assert len(worker_pids(endpoint_pid)) == 2
+
+        # n1 crashes: the tour goes on through the other nodes, and n1 comes back.
+        state = tmp_path / "restate" / "cluster"
+        os.kill(int((state / "n1.pid").read_text()), signal.SIGKILL)
+        running.wait_for("node n1 exited (code -9); the cluster carries on with n2")
+        for node in nodes[1:]:
+            resp = httpx.post(
+                f"http://localhost:{node.ingress}/WeatherAgent/run",
+                json={"message": "Weather in Tokyo?"},
+                timeout=90,
+            )
+            assert resp.status_code == 200 and "Tokyo" in resp.json()
+        running.wait_for("node n1 is back and rejoins the cluster")
+
+        pids = [int((state / f"{name}.pid").read_text()) for name in ("n1", "n2", "n3")] + [endpoint_pid]
+        running.proc.send_signal(signal.SIGTERM)
+        assert running.proc.wait(timeout=60) == 0
+        for pid in pids:
+            with pytest.raises(ProcessLookupError):
+                os.kill(pid, 0)
+        assert all(port_is_free(p.ingress) and port_is_free(p.node) for p in nodes)
+    finally:
+        stopped(running)
 
 
 def test_a_taken_port_ends_with_one_actionable_line(tmp_path: Path, ports: Ports) -> None:
