@@ -1,7 +1,7 @@
 """`make bench`: the tour against the real restate-server and the offline LLM, in figures.
 
-    python -m bench                      # everything (about 10 minutes)
-    python -m bench --only overhead      # one section: overhead, throughput, recovery, waiting
+    python -m bench                      # everything (about 15 minutes)
+    python -m bench --only overhead      # one section: overhead, throughput, recovery, waiting, cluster
     python -m bench --quick              # fewer runs and shorter windows, for a first look
 
 Prints a table per section, merges the figures into bench/results.json and rewrites
@@ -214,12 +214,14 @@ async def run_sections(bench: Bench, sections: list[str]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--only", choices=["overhead", "throughput", "recovery", "waiting"], action="append")
+    parser.add_argument(
+        "--only", choices=["overhead", "throughput", "recovery", "waiting", "cluster"], action="append"
+    )
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--approvals", type=int, default=1000)
     parser.add_argument("--workers", type=int, default=2, help="endpoint processes (APP_WORKERS)")
     args = parser.parse_args()
-    sections = args.only or ["overhead", "throughput", "recovery", "waiting"]
+    sections = args.only or ["overhead", "throughput", "recovery", "waiting", "cluster"]
 
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         if set(sections) & {"overhead", "throughput", "recovery"}:
@@ -232,6 +234,13 @@ def main() -> None:
                 print(f"waiting: {args.approvals} pending approvals, {settings} settings ...", flush=True)
                 figures = run_approvals(args.approvals, Path(tmp) / f"waiting-{settings}", settings)
                 record("waiting" if settings == "default" else "waiting_bounded", figures)
+        if "cluster" in sections:
+            from bench.cluster import run as run_cluster
+
+            print(
+                "cluster: WeatherAgent at concurrency 64, one node vs three; a leader killed ...", flush=True
+            )
+            record("cluster", asyncio.run(run_cluster(Path(tmp) / "cluster", args.quick, args.workers)))
     print(write_report())
 
 

@@ -149,6 +149,34 @@ def write_report() -> str:
             f"\nAll suspended after {wt['time_to_all_suspended_s']} s; resolved and drained in {wt['drain_s']} s "
             f"({wt['drain_per_s']}/s); completed {wt['completed']}, failed {wt['failed']}. Settings: {wt['settings']}.\n"
         )
+    if cl := data.get("cluster"):
+        out.append(
+            f"\n## 5. Cluster: three nodes vs one ({cl['partitions']} partitions, "
+            f"{cl['endpoint_workers']} endpoint processes, concurrency 64, same run)\n\n"
+        )
+        out.append(
+            "| LLM latency | single node runs/s | cluster runs/s | cluster / single | "
+            "median ms (single / cluster) | CPU % endpoint / servers (single; cluster) |\n"
+            "| --- | --- | --- | --- | --- | --- |\n"
+        )
+        for label, latency in (("c64", "0 ms"), ("c64_l200", "200 ms")):
+            one, three = cl["single"][label], cl["cluster"][label]
+            out.append(
+                f"| {latency} | {one['rps']} | {three['rps']} | {cl[f'{label}_ratio']} | "
+                f"{one['latency'].get('median_ms')} / {three['latency'].get('median_ms')} | "
+                f"{one['cpu_percent']['endpoint']} / {one['cpu_percent']['servers']}; "
+                f"{three['cpu_percent']['endpoint']} / {three['cpu_percent']['servers']} |\n"
+            )
+        fo = cl["failover"]
+        out.append(
+            "\nFailover (one partition; its leader SIGKILLed under a load of 16 through another node): "
+            f"the first invocation sent after the kill completed **{fo['first_completion_median_s']} s** "
+            "after it, every "
+            f"invocation in flight at the kill done after {fo['all_in_flight_done_median_s']} s (medians of "
+            f"{len(fo['rounds'])}; rounds: "
+            + ", ".join(f"{r['first_completion_s']} / {r['all_in_flight_done_s']} s" for r in fo["rounds"])
+            + ").\n"
+        )
     notes = RESULTS.parent / "NOTES.md"
     if notes.exists():
         out.append("\n" + notes.read_text())

@@ -1,4 +1,5 @@
-"""Every `curl localhost:8080/...` in the README names a registered handler and sends valid JSON."""
+"""Every `curl localhost:8080/...` in the README (or :28080, :38080, the cluster's other nodes) names a
+registered handler and sends valid JSON."""
 
 import json
 import re
@@ -12,7 +13,8 @@ from dev.stack import REPO
 
 pytestmark = pytest.mark.e2e
 
-INGRESS_CURL = re.compile(r"curl [^`\n]*?localhost:8080/[^`\n]*")
+INGRESS_CURL = re.compile(r"curl [^`\n]*?localhost:(?:8080|28080|38080)/[^`\n]*")
+INGRESS_URL = re.compile(r"localhost:(?:8080|28080|38080)/")
 
 
 def readme_commands() -> list[str]:
@@ -26,11 +28,11 @@ def test_the_readme_has_tour_commands() -> None:
 @pytest.mark.parametrize("command", readme_commands())
 def test_readme_command_targets_a_registered_handler(tour: Tour, command: str) -> None:
     args = shlex.split(command)
-    url = next(a for a in args if a.startswith("localhost:8080/"))
+    url = next(a for a in args if INGRESS_URL.match(a))
     if "--json" in args:
         json.loads(args[args.index("--json") + 1])  # the body is valid JSON as written
 
-    parts = url.removeprefix("localhost:8080/").split("/")
+    parts = INGRESS_URL.sub("", url, count=1).split("/")
     if parts[0] == "restate":
         return  # the ingress's own API (awakeables, invocations)
     if parts[-1] == "send":
