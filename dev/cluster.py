@@ -124,9 +124,10 @@ class RestateCluster:
             except StackError as e:
                 last = str(e)
             else:
-                leaders = {p.partition: p.node for p in processors if p.mode == "Leader"}
+                active = [p for p in processors if p.status == "Active"]
+                leaders = {p.partition: p.node for p in active if p.mode == "Leader"}
                 following: dict[int, int] = {}
-                for p in processors:
+                for p in active:
                     if p.mode == "Follower":
                         following[p.partition] = following.get(p.partition, 0) + 1
                 partitions = {p.partition for p in processors}

@@ -48,12 +48,12 @@ def free_port() -> int:
         return port
 
 
-def require_free(port: int, what: str, env_var: str | None) -> None:
+def require_free(port: int, what: str, env_var: str) -> None:
     if not port_is_free(port):
-        choose = f" or choose another port with {env_var}=<port>" if env_var else ""
+        how = f"{env_var}=<port>" if env_var.endswith("_PORT") else env_var
         raise StackError(
             f"port {port} ({what}) is already in use: stop what runs there "
-            f"(another `make run` or `make cluster`?){choose}."
+            f"(another `make run` or `make cluster`?) or choose another port with {how}."
         )
 
 
@@ -278,9 +278,10 @@ class RestateServer(Proc):
         self.ports = ports
         self.data_dir = data_dir
         self.node_name = node_name
-        # The single node's ports can be moved with these variables; a cluster's are fixed.
+        # What moves the ports, for the message when one is taken.
+        cluster = "RESTATE_CLUSTER_PORTS (nine: ingress,admin,node of n1, n2, n3)"
         self.port_vars = (
-            ("RESTATE_INGRESS_PORT", "RESTATE_ADMIN_PORT", "RESTATE_NODE_PORT") if single else (None,) * 3
+            ("RESTATE_INGRESS_PORT", "RESTATE_ADMIN_PORT", "RESTATE_NODE_PORT") if single else (cluster,) * 3
         )
 
     def start(self) -> None:

@@ -2,8 +2,9 @@
 
 After a crash Restate retries with backoff, so an endpoint that comes back sits idle until the
 next attempt is due (up to a minute with Restate's default policy). With RESTATE_ADMIN_URL set
-(`make run` sets it; a comma-separated list for a cluster), the endpoint tells Restate it is back as soon as it listens: invocations of
-its services that are backing off (or paused after too many attempts) are resumed at once.
+(`make run` sets it; for a cluster, a comma-separated list of its nodes' admin APIs), the
+endpoint tells Restate it is back as soon as it listens: invocations of its services that are
+backing off (or paused after too many attempts) are resumed at once.
 """
 
 import asyncio
