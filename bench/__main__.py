@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from bench.common import CpuMeter, children, closed_loop, interleaved, rss_mb, summary
+from bench.common import CpuMeter, closed_loop, ingress_client, interleaved, rss_mb, stack_pids, summary
 from bench.results import record, write_report
 from dev.harness import Tour, wait_until
 from dev.stack import Proc, free_port, python_env
@@ -60,20 +60,11 @@ class Bench:
         self.stack.stop()
 
     def pids(self) -> dict[str, int]:
-        assert self.stack.endpoint is not None
-        pids = {
-            "endpoint": self.stack.endpoint.pid,
-            "server": self.stack.server.pid,
-            "llm": self.stack.llm.pid,
-        }
-        for i, worker in enumerate(children(self.stack.endpoint.pid)):
-            pids[f"endpoint worker {i + 1}"] = worker
-        return pids
+        return stack_pids(self.stack)
 
     # --- calls -------------------------------------------------------------------------------
     def client(self, concurrency: int) -> httpx.AsyncClient:
-        limits = httpx.Limits(max_connections=concurrency + 4, max_keepalive_connections=concurrency + 4)
-        return httpx.AsyncClient(base_url=self.stack.ingress, timeout=120, limits=limits)
+        return ingress_client(self.stack, concurrency)
 
     @staticmethod
     async def durable(client: httpx.AsyncClient, path: str = WEATHER, body: Any = QUESTION) -> None:

@@ -18,18 +18,12 @@ from typing import Any
 
 import httpx
 
-from bench.common import CpuMeter, closed_loop
+from bench.common import CpuMeter, closed_loop, ingress_client, stack_pids
 from dev.cluster import NODE_NAMES
 from dev.harness import ClusterTour, Tour
-from dev.stack import worker_pids
 
 WEATHER = "WeatherAgent/run"
 PARTITIONS = "4"  # the same for both; a leader or two per cluster node
-
-
-def client(stack: Tour, concurrency: int) -> httpx.AsyncClient:
-    limits = httpx.Limits(max_connections=concurrency + 4, max_keepalive_connections=concurrency + 4)
-    return httpx.AsyncClient(base_url=stack.ingress, timeout=120, limits=limits)
 
 
 async def weather(http: httpx.AsyncClient, city: str = "San Francisco") -> float:
@@ -40,23 +34,12 @@ async def weather(http: httpx.AsyncClient, city: str = "San Francisco") -> float
     return time.monotonic()
 
 
-def processes(stack: Tour) -> dict[str, int]:
-    assert stack.endpoint is not None
-    pids = {"endpoint": stack.endpoint.pid, "llm": stack.llm.pid}
-    pids.update({f"endpoint worker {i + 1}": pid for i, pid in enumerate(worker_pids(stack.endpoint.pid))})
-    if isinstance(stack, ClusterTour):
-        pids.update({f"server {node.node_name}": node.pid for node in stack.cluster.nodes})
-    else:
-        pids["server"] = stack.server.pid
-    return pids
-
-
 async def throughput_of(stack: Tour, quick: bool) -> dict[str, Any]:
     out = {}
     for latency_ms in (0, 200):
         stack.llm.latency(latency_ms)
-        pids = processes(stack)
-        async with client(stack, 64) as http:
+        pids = stack_pids(stack)
+        async with ingress_client(stack, 64) as http:
             meter = CpuMeter(pids)
             figures = await closed_loop(lambda: weather(http), 64, 5.0 if quick else 10.0, 3.0)
             cpu = meter.percent()
@@ -97,7 +80,7 @@ async def failover(stack: ClusterTour, rounds: int) -> dict[str, Any]:
         leader = stack.cluster.wait_leaders(timeout=60, followers=1)[0]
         survivor = next(name for name in NODE_NAMES if name != leader)
         stack.use_node(survivor)
-        async with client(stack, 16) as http:
+        async with ingress_client(stack, 16) as http:
             load = Load(http)
             loops = [asyncio.create_task(load.loop()) for _ in range(16)]
             await asyncio.sleep(3.0)  # steady state

@@ -9,6 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
+
+from dev.harness import ClusterTour, Tour
+from dev.stack import worker_pids
+
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -38,6 +43,24 @@ def children(pid: int) -> list[int]:
         if int(fields[1]) == pid:
             found.append(int(stat.parent.name))
     return sorted(found)
+
+
+def ingress_client(stack: Tour, concurrency: int) -> httpx.AsyncClient:
+    """An HTTP client to the stack's ingress with a connection for each concurrent caller."""
+    limits = httpx.Limits(max_connections=concurrency + 4, max_keepalive_connections=concurrency + 4)
+    return httpx.AsyncClient(base_url=stack.ingress, timeout=120, limits=limits)
+
+
+def stack_pids(stack: Tour) -> dict[str, int]:
+    """The processes of a running stack by name: endpoint (and its workers), offline LLM, server(s)."""
+    assert stack.endpoint is not None
+    pids = {"endpoint": stack.endpoint.pid, "llm": stack.llm.pid}
+    pids.update({f"endpoint worker {i + 1}": pid for i, pid in enumerate(worker_pids(stack.endpoint.pid))})
+    if isinstance(stack, ClusterTour):
+        pids.update({f"server {node.node_name}": node.pid for node in stack.cluster.nodes})
+    else:
+        pids["server"] = stack.server.pid
+    return pids
 
 
 def rss_mb(pid: int, with_children: bool = False) -> float:

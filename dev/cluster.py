@@ -24,7 +24,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from dev.stack import LOOPBACK, Ports, RestateServer, StackError, find_restate_binary
+import httpx
+
+from dev.stack import LOOPBACK, Admin, Ports, RestateServer, StackError, find_restate_binary
 
 CLUSTER_NAME = "tour-cluster"
 NODE_NAMES = ("n1", "n2", "n3")
@@ -108,10 +110,30 @@ class RestateCluster:
         self.wait_ready(timeout)
 
     def wait_ready(self, timeout: float = 90.0) -> None:
-        """Every running node answers, and every partition has an active leader."""
+        """Every running node answers, every partition has an active leader, and every node's admin
+        API can query all partitions."""
         for node in self.alive():
             node.wait_ready(timeout)
         self.wait_leaders(timeout)
+        self.wait_queryable(timeout)
+
+    def wait_queryable(self, timeout: float = 60.0) -> None:
+        """Until every running node's admin API answers SQL over the invocations of all partitions.
+
+        A node that has just (re)joined answers "expecting a partition store" for a few seconds,
+        until it has caught up with the partitions it is assigned.
+        """
+        deadline = time.monotonic() + timeout
+        for node in self.alive():
+            admin = Admin(f"http://{LOOPBACK}:{node.ports.admin}")
+            while True:
+                try:
+                    admin.query("SELECT id FROM sys_invocation LIMIT 1")
+                    break
+                except (StackError, httpx.HTTPError) as e:
+                    if time.monotonic() > deadline:
+                        raise StackError(f"{node.name} cannot query the cluster's state: {e}") from e
+                    time.sleep(0.25)
 
     def wait_leaders(self, timeout: float = 60.0, followers: int = 0) -> dict[int, str]:
         """Until every partition has an active leader (and `followers` active followers); returns
@@ -147,6 +169,7 @@ class RestateCluster:
         node = self.node(name)
         node.start()
         node.wait_ready(timeout)
+        self.wait_queryable(timeout)
 
     def kill(self) -> None:
         """SIGKILL to every node: the whole cluster loses power."""

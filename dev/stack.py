@@ -41,11 +41,22 @@ def port_is_free(port: int, host: str = LOOPBACK) -> bool:
     return True
 
 
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((LOOPBACK, 0))
-        port: int = s.getsockname()[1]
-        return port
+    """A port that is free now and that this process has not handed out before.
+
+    The kernel may offer a port again as soon as the probing socket is closed; a cluster needs a
+    dozen distinct ports chosen before any process binds them, so no port is given twice.
+    """
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind((LOOPBACK, 0))
+            port: int = s.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 def require_free(port: int, what: str, env_var: str) -> None:
@@ -416,7 +427,8 @@ class Admin:
         resp = httpx.post(
             f"{self.url}/query", json={"query": sql}, headers={"accept": "application/json"}, timeout=30
         )
-        resp.raise_for_status()
+        if resp.status_code >= 300:
+            raise StackError(f"query at {self.url} failed (HTTP {resp.status_code}): {resp.text[:300]}")
         rows: list[dict[str, Any]] = resp.json().get("rows", [])
         return rows
 
