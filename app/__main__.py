@@ -1,6 +1,7 @@
 """The one endpoint of the tour: every service and Virtual Object, served over HTTP by hypercorn.
 
     python -m app                 # binds 127.0.0.1:9080 (APP_HOST / APP_PORT, or --host / --port)
+    APP_WORKERS=2 python -m app   # two processes on that one address; a crashed one is replaced
 
 `make run` starts it for you and registers it with the Restate Server; the server then calls it
 for every invocation. It holds no state of its own: kill it at any time, start it again, and
