@@ -12,9 +12,11 @@ that was in flight at the kill has completed. The killed node is started again b
 """
 
 import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -23,6 +25,7 @@ from dev.cluster import NODE_NAMES
 from dev.harness import ClusterTour, Tour
 
 WEATHER = "WeatherAgent/run"
+StackT = TypeVar("StackT", bound=Tour)
 PARTITIONS = "4"  # the same for both; a leader or two per cluster node
 
 
@@ -113,27 +116,27 @@ async def failover(stack: ClusterTour, rounds: int) -> dict[str, Any]:
     }
 
 
+@contextlib.asynccontextmanager
+async def started(stack: StackT, what: str) -> AsyncIterator[StackT]:
+    """The stack started (off the event loop), and stopped whatever happens."""
+    try:
+        await asyncio.to_thread(stack.start)
+        print(f"  {what} ...", flush=True)
+        yield stack
+    finally:
+        stack.stop()
+
+
 async def run(workdir: Path, quick: bool, workers: int) -> dict[str, Any]:
-    endpoint_env = {"APP_WORKERS": str(workers)}
+    env = {"RESTATE_DEFAULT_NUM_PARTITIONS": PARTITIONS}
     out: dict[str, Any] = {"partitions": int(PARTITIONS), "endpoint_workers": workers}
 
-    single = Tour(workdir / "single", {"RESTATE_DEFAULT_NUM_PARTITIONS": PARTITIONS}, endpoint_env)
-    try:
-        await asyncio.to_thread(single.start)
-        print("  single node ...", flush=True)
+    async with started(Tour(workdir / "single", env, {"APP_WORKERS": str(workers)}), "single node") as single:
         out["single"] = await throughput_of(single, quick)
-    finally:
-        single.stop()
-
-    cluster = ClusterTour(
-        workdir / "cluster", {"RESTATE_DEFAULT_NUM_PARTITIONS": PARTITIONS}, workers=workers
-    )
-    try:
-        await asyncio.to_thread(cluster.start)
-        print("  three-node cluster ...", flush=True)
+    async with started(
+        ClusterTour(workdir / "cluster", env, workers=workers), "three-node cluster"
+    ) as cluster:
         out["cluster"] = await throughput_of(cluster, quick)
-    finally:
-        cluster.stop()
     for label in out["single"]:
         single_rps, cluster_rps = out["single"][label]["rps"], out["cluster"][label]["rps"]
         out[f"{label}_ratio"] = round(cluster_rps / single_rps, 2) if single_rps else None
@@ -142,10 +145,6 @@ async def run(workdir: Path, quick: bool, workers: int) -> dict[str, Any]:
     one_partition = ClusterTour(
         workdir / "failover", {"RESTATE_DEFAULT_NUM_PARTITIONS": "1"}, workers=workers
     )
-    try:
-        await asyncio.to_thread(one_partition.start)
-        print("  failover (one partition, its leader killed) ...", flush=True)
-        out["failover"] = await failover(one_partition, 3 if quick else 5)
-    finally:
-        one_partition.stop()
+    async with started(one_partition, "failover (one partition, its leader killed)") as stack:
+        out["failover"] = await failover(stack, 3 if quick else 5)
     return out
