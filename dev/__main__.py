@@ -125,7 +125,7 @@ class Launcher:
         endpoint_env.setdefault("RESTATE_ADMIN_URL", self.admin.url)
         if self.cluster is not None:
             # Any node's admin API will do for that; the endpoint tries them in turn.
-            endpoint_env["RESTATE_ADMIN_URL"] = ",".join(self.node_admin_urls())
+            endpoint_env["RESTATE_ADMIN_URL"] = ",".join(self.cluster.admin_urls())
             # Several processes behind one address, as several pods behind one Service would be.
             endpoint_env["APP_WORKERS"] = os.environ.get("APP_WORKERS", "2")
         self.endpoint = Endpoint(
@@ -189,20 +189,14 @@ class Launcher:
             f"npx restatectl -s http://127.0.0.1:{self.cluster.nodes[1].ports.node} partitions list"
         )
 
-    def node_admin_urls(self) -> list[str]:
-        assert self.cluster is not None
-        return [f"http://{LOOPBACK}:{node.ports.admin}" for node in self.cluster.nodes]
-
     def start_endpoint(self) -> None:
         assert self.endpoint is not None
         self.endpoint.start()
         self.endpoint.wait_ready()
         self.write_pid("endpoint", self.endpoint.pid)
-        if self.cluster is not None:
-            # Registration is cluster-wide; ask a node that is up.
-            alive = self.cluster.alive()
-            if alive:
-                self.admin = Admin(f"http://{LOOPBACK}:{alive[0].ports.admin}")
+        # A cluster's registration is cluster-wide: ask a node that is up.
+        if self.cluster is not None and (alive := self.cluster.admin_urls(alive_only=True)):
+            self.admin = Admin(alive[0])
         deployment = self.admin.register(self.app_url)
         say(f"registered {self.app_url}: {', '.join(services_of(deployment))}")
 

@@ -103,6 +103,11 @@ class RestateCluster:
     def alive(self) -> list[RestateServer]:
         return [node for node in self.nodes if node.alive()]
 
+    def admin_urls(self, alive_only: bool = False) -> list[str]:
+        """The nodes' admin APIs: any of them administers the whole cluster."""
+        nodes = self.alive() if alive_only else self.nodes
+        return [f"http://{LOOPBACK}:{node.ports.admin}" for node in nodes]
+
     # --- lifecycle ---------------------------------------------------------------------------
     def start(self, timeout: float = 90.0) -> None:
         for node in self.nodes:
@@ -124,8 +129,8 @@ class RestateCluster:
         until it has caught up with the partitions it is assigned.
         """
         deadline = time.monotonic() + timeout
-        for node in self.alive():
-            admin = Admin(f"http://{LOOPBACK}:{node.ports.admin}")
+        for node, url in zip(self.alive(), self.admin_urls(alive_only=True), strict=True):
+            admin = Admin(url)
             while True:
                 try:
                     admin.query("SELECT id FROM sys_invocation LIMIT 1")

@@ -258,7 +258,7 @@ class ClusterTour(Tour):
         return self.restate
 
     def admin_urls(self) -> str:
-        return ",".join(f"http://127.0.0.1:{node.ports.admin}" for node in self.cluster.nodes)
+        return ",".join(self.cluster.admin_urls())
 
     def use_node(self, name: str) -> None:
         """Send calls and admin queries to node `name` from now on."""
