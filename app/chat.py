@@ -19,10 +19,10 @@ from typing import Any
 
 import restate
 from agents import Agent
-from restate.ext.openai import DurableRunner
 from restate.ext.openai.session import RestateSession
 
-from app.utils.llm import LLM_RETRY, MODEL
+from app.utils.agent_runs import run_agent
+from app.utils.llm import MODEL
 from app.utils.models import ChatMessage
 
 assistant = Agent[restate.ObjectContext](
@@ -36,9 +36,7 @@ chat = restate.VirtualObject("Chat")
 
 @chat.handler()
 async def message(ctx: restate.ObjectContext, req: ChatMessage) -> str:
-    result = await DurableRunner.run(
-        assistant, req.message, context=ctx, use_restate_session=True, run_options=LLM_RETRY
-    )
+    result = await run_agent(assistant, req.message, context=ctx, use_restate_session=True)
     return str(result.final_output)
 
 

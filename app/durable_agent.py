@@ -13,9 +13,10 @@ weather API outage: the invocation keeps retrying (Restate UI, http://localhost:
 
 import restate
 from agents import Agent, RunContextWrapper
-from restate.ext.openai import DurableRunner, durable_function_tool
+from restate.ext.openai import durable_function_tool
 
-from app.utils.llm import LLM_RETRY, MODEL
+from app.utils.agent_runs import run_agent
+from app.utils.llm import MODEL
 from app.utils.models import WeatherPrompt, WeatherRequest, WeatherResponse
 from app.utils.utils import fetch_weather
 
@@ -41,7 +42,5 @@ agent_service = restate.Service("WeatherAgent")
 
 @agent_service.handler()
 async def run(restate_context: restate.Context, prompt: WeatherPrompt) -> str:
-    result = await DurableRunner.run(
-        weather_agent, prompt.message, context=restate_context, run_options=LLM_RETRY
-    )
+    result = await run_agent(weather_agent, prompt.message, context=restate_context)
     return str(result.final_output)

@@ -22,10 +22,11 @@ from datetime import timedelta
 from typing import Any
 
 import restate
-from agents import Agent, RunContextWrapper
+from agents import Agent, ModelBehaviorError, RunContextWrapper
 from restate.exceptions import is_internal_exception
-from restate.ext.openai import DurableRunner, durable_function_tool
+from restate.ext.openai import durable_function_tool
 
+from app.utils.agent_runs import run_agent
 from app.utils.llm import MODEL
 from app.utils.models import WeatherPrompt, WeatherRequest, WeatherResponse
 from app.utils.utils import fetch_weather
@@ -49,8 +50,12 @@ def explain_to_the_llm(context: RunContextWrapper[Any], error: Exception) -> str
 
     Restate's control flow must reach Restate: its internal exceptions (a suspension) and
     cancellations (TerminalError 409) are raised again; any other error goes up too and Restate
-    retries. Only a final verdict about the input — a terminal error — is worth the LLM's words.
+    retries. Only a final verdict about the input — a terminal error, or arguments the model got
+    wrong — is worth the LLM's words.
     """
+    if isinstance(error, ModelBehaviorError):
+        # Arguments that are not JSON or do not fit the schema: the model can correct them.
+        return f"The tool was called with invalid arguments: {error}"
     if (
         is_internal_exception(error)
         or not isinstance(error, restate.TerminalError)
@@ -92,7 +97,7 @@ agent_service = restate.Service(
 
 async def answer(ctx: restate.Context, agent: Agent[restate.Context], message: str) -> str:
     try:
-        result = await DurableRunner.run(agent, message, context=ctx, run_options=LLM_CALL_RETRIES)
+        result = await run_agent(agent, message, context=ctx, run_options=LLM_CALL_RETRIES)
     except restate.TerminalError as e:
         # The LLM calls ran out of attempts, the API refused the request, or a tool failed for
         # good: answer with what went wrong instead of failing the invocation.

@@ -16,10 +16,11 @@ Then the agent answers, and the UI shows the invocation going from suspended to 
 
 import restate
 from agents import Agent, RunContextWrapper
-from restate.ext.openai import DurableRunner, durable_function_tool
+from restate.ext.openai import durable_function_tool
 from restate.serde import BytesSerde
 
-from app.utils.llm import LLM_RETRY, MODEL
+from app.utils.agent_runs import run_agent
+from app.utils.llm import MODEL
 from app.utils.models import ClaimPrompt, InsuranceClaim
 from app.utils.utils import parse_decision, request_human_review
 
@@ -55,7 +56,5 @@ agent_service = restate.Service("HumanClaimApprovalAgent")
 
 @agent_service.handler()
 async def run(restate_context: restate.Context, prompt: ClaimPrompt) -> str:
-    result = await DurableRunner.run(
-        claim_approval_agent, prompt.message, context=restate_context, run_options=LLM_RETRY
-    )
+    result = await run_agent(claim_approval_agent, prompt.message, context=restate_context)
     return str(result.final_output)

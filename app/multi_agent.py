@@ -21,9 +21,10 @@ exclusive handler runs per key at a time), a deadlock.
 
 import restate
 from agents import Agent, RunContextWrapper
-from restate.ext.openai import DurableRunner, durable_function_tool
+from restate.ext.openai import durable_function_tool
 
-from app.utils.llm import LLM_RETRY, MODEL
+from app.utils.agent_runs import run_agent
+from app.utils.llm import MODEL
 from app.utils.models import InsuranceClaim
 from app.utils.sub_agents import run_eligibility_agent, run_fraud_agent
 
@@ -60,12 +61,11 @@ agent_service = restate.VirtualObject("MultiAgentClaimApproval")
 async def run(ctx: restate.ObjectContext, claim: InsuranceClaim) -> str:
     # Continue with whoever answered last for this key; a new key starts at intake.
     last_agent_name = await ctx.get("last_agent_name", type_hint=str) or intake_agent.name
-    result = await DurableRunner.run(
+    result = await run_agent(
         agents_by_name.get(last_agent_name, intake_agent),
         f"Claim: {claim.model_dump_json(by_alias=True)}",
         context=ctx,
         use_restate_session=True,
-        run_options=LLM_RETRY,
     )
     ctx.set("last_agent_name", result.last_agent.name)
     return str(result.final_output)
@@ -99,10 +99,9 @@ remote_agent_service = restate.Service("RemoteMultiAgentClaimApproval")
 
 @remote_agent_service.handler("run")
 async def run_remote(ctx: restate.Context, claim: InsuranceClaim) -> str:
-    result = await DurableRunner.run(
+    result = await run_agent(
         claim_approval_coordinator,
         f"Claim: {claim.model_dump_json(by_alias=True)}",
         context=ctx,
-        run_options=LLM_RETRY,
     )
     return str(result.final_output)

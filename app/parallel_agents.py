@@ -15,9 +15,9 @@ and takes the first answer; the slower invocation is cancelled, which the UI sho
 
 import restate
 from agents import Agent
-from restate.ext.openai import DurableRunner
 
-from app.utils.llm import LLM_RETRY, MODEL
+from app.utils.agent_runs import run_agent
+from app.utils.llm import MODEL
 from app.utils.models import InsuranceClaim
 from app.utils.sub_agents import run_eligibility_agent, run_fraud_agent, run_rate_comparison_agent
 
@@ -39,12 +39,11 @@ async def run(ctx: restate.Context, claim: InsuranceClaim) -> str:
     fraud = ctx.service_call(run_fraud_agent, arg=claim)
     await restate.gather(eligibility, cost, fraud)
 
-    result = await DurableRunner.run(
+    result = await run_agent(
         decision_agent,
         f"Decide about the claim {claim.model_dump_json(by_alias=True)}. Analyses: "
         f"eligibility: {await eligibility}; cost: {await cost}; fraud: {await fraud}",
         context=ctx,
-        run_options=LLM_RETRY,
     )
     return str(result.final_output)
 

@@ -12,10 +12,11 @@ the command printed in the service log (`... --json 'true'`).
 
 import restate
 from agents import Agent, RunContextWrapper
-from restate.ext.openai import DurableRunner, durable_function_tool
+from restate.ext.openai import durable_function_tool
 from restate.serde import BytesSerde
 
-from app.utils.llm import LLM_RETRY, MODEL
+from app.utils.agent_runs import run_agent
+from app.utils.llm import MODEL
 from app.utils.models import ClaimPrompt, InsuranceClaim
 from app.utils.utils import parse_decision, request_human_review
 
@@ -57,7 +58,5 @@ agent_service = restate.Service("SubWorkflowClaimApprovalAgent")
 
 @agent_service.handler()
 async def run(restate_context: restate.Context, prompt: ClaimPrompt) -> str:
-    result = await DurableRunner.run(
-        sub_workflow_agent, prompt.message, context=restate_context, run_options=LLM_RETRY
-    )
+    result = await run_agent(sub_workflow_agent, prompt.message, context=restate_context)
     return str(result.final_output)

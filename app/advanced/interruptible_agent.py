@@ -18,10 +18,10 @@ from typing import Any
 import restate
 from agents import Agent
 from pydantic import BaseModel, Field
-from restate.ext.openai import DurableRunner
 from restate.ext.openai.session import RestateSession
 
-from app.utils.llm import LLM_RETRY, MODEL
+from app.utils.agent_runs import run_agent
+from app.utils.llm import MODEL
 
 
 class TaskInput(BaseModel):
@@ -42,9 +42,7 @@ interruptible_agent = restate.VirtualObject("InterruptibleAgent")
 async def run(ctx: restate.ObjectContext, task: TaskInput) -> str:
     # Remember which invocation works on the task, so that `interrupt` can cancel it.
     ctx.set("current_run", ctx.request().id)
-    result = await DurableRunner.run(
-        task_agent, task.message, context=ctx, use_restate_session=True, run_options=LLM_RETRY
-    )
+    result = await run_agent(task_agent, task.message, context=ctx, use_restate_session=True)
     ctx.clear("current_run")
     return str(result.final_output)
 

@@ -20,10 +20,9 @@ from typing import Any
 
 import restate
 from pydantic import BaseModel, Field
-from restate.ext.openai import DurableRunner
 
 from app.durable_agent import weather_agent
-from app.utils.llm import LLM_RETRY
+from app.utils.agent_runs import run_agent
 
 LOG_LENGTH = 50  # the most recent reports kept in state
 
@@ -67,9 +66,7 @@ async def check(ctx: restate.ObjectContext, tick: Tick) -> None:
         return  # stopped, or left over from an earlier start: end the chain here
     config = WatchRequest.model_validate(await ctx.get("config", type_hint=dict))
 
-    result = await DurableRunner.run(
-        weather_agent, f"What is the weather like in {config.city}?", context=ctx, run_options=LLM_RETRY
-    )
+    result = await run_agent(weather_agent, f"What is the weather like in {config.city}?", context=ctx)
     log: list[dict[str, Any]] = await ctx.get("log", type_hint=list) or []
     log.append({"seq": tick.seq, "planned_at": tick.planned_at, "report": str(result.final_output)})
     ctx.set("log", log[-LOG_LENGTH:])

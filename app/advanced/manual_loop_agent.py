@@ -12,14 +12,18 @@ The UI shows the turns: `LLM call`, then two `Get weather` steps side by side, t
 `LLM call`.
 """
 
+import json
+from collections import Counter
 from typing import Any
 
 import restate
 from openai import pydantic_function_tool
-from openai.types.chat import ChatCompletion
+from openai.types.chat import ChatCompletion, ChatCompletionMessageFunctionToolCall
+from pydantic import ValidationError
 
-from app.utils.llm import LLM_RETRY, MODEL, openai_client
-from app.utils.models import MultiWeatherPrompt, WeatherRequest, WeatherResponse
+from app.utils.agent_runs import MAX_TURNS
+from app.utils.llm import LLM_RETRY, MODEL, ModelMisbehaved, openai_client
+from app.utils.models import MultiWeatherPrompt, WeatherRequest
 from app.utils.utils import fetch_weather
 
 TOOLS = [
@@ -28,10 +32,22 @@ TOOLS = [
     )
 ]
 
-# A loop that never ends would call the model forever: cap the turns.
-MAX_TURNS = 10
-
 manual_loop_agent = restate.Service("ManualLoopAgent")
+
+
+def check_call(call: ChatCompletionMessageFunctionToolCall) -> WeatherRequest | str:
+    """The tool's input, or what is wrong with the call, to tell the model.
+
+    The LLM's answer is journaled: a bad call here would be bad again on every retry. So it is
+    never raised; the model reads the error as the tool's result and can correct itself.
+    """
+    if call.function.name != "get_weather":
+        return f"Error: there is no tool {call.function.name!r}. The only tool is 'get_weather'."
+    try:
+        return WeatherRequest.model_validate(json.loads(call.function.arguments))
+    except ValueError as e:  # not JSON, or not a WeatherRequest (ValidationError is a ValueError)
+        reason = "; ".join(err["msg"] for err in e.errors()) if isinstance(e, ValidationError) else str(e)
+        return f"Error: invalid arguments for get_weather ({reason}). Expected {{'city': '<name>'}}."
 
 
 @manual_loop_agent.handler()
@@ -40,6 +56,7 @@ async def run(ctx: restate.Context, prompt: MultiWeatherPrompt) -> str:
         {"role": "system", "content": "You are a helpful agent that provides weather updates."},
         {"role": "user", "content": prompt.message},
     ]
+    called: Counter[str] = Counter()
     for _ in range(MAX_TURNS):
 
         async def call_llm() -> ChatCompletion:
@@ -49,6 +66,12 @@ async def run(ctx: restate.Context, prompt: MultiWeatherPrompt) -> str:
         response = await ctx.run_typed("LLM call", call_llm, LLM_RETRY)
         reply = response.choices[0].message
         tool_calls = [c for c in reply.tool_calls or [] if c.type == "function"]
+        if reply.refusal:
+            raise ModelMisbehaved(f"The model refused to answer: {reply.refusal!r}")
+        if not tool_calls:
+            if not (reply.content or "").strip():
+                raise ModelMisbehaved("The model gave an empty answer (no text and no tool call).")
+            return reply.content or ""
         messages.append(
             {
                 "role": "assistant",
@@ -60,23 +83,26 @@ async def run(ctx: restate.Context, prompt: MultiWeatherPrompt) -> str:
                         "function": {"name": c.function.name, "arguments": c.function.arguments},
                     }
                     for c in tool_calls
-                ]
-                or None,
+                ],
             }
         )
-        if not tool_calls:
-            return reply.content or ""
 
-        # All tool calls of this turn at once, each its own durable step.
-        steps = [
-            ctx.run_typed(
-                "Get weather", fetch_weather, req=WeatherRequest.model_validate_json(c.function.arguments)
-            )
-            for c in tool_calls
-        ]
-        await restate.gather(*steps)
-        for call, step in zip(tool_calls, steps, strict=True):
-            weather: WeatherResponse = await step
-            messages.append({"role": "tool", "tool_call_id": call.id, "content": weather.model_dump_json()})
+        # All valid tool calls of this turn at once, each its own durable step; every call gets
+        # an answer (the API refuses a history with an unanswered tool call).
+        checked = [check_call(c) for c in tool_calls]
+        called.update(c.function.name for c in tool_calls)
+        steps = {
+            i: ctx.run_typed("Get weather", fetch_weather, req=req)
+            for i, req in enumerate(checked)
+            if isinstance(req, WeatherRequest)
+        }
+        if steps:
+            await restate.gather(*steps.values())
+        for i, (call, req) in enumerate(zip(tool_calls, checked, strict=True)):
+            result = (await steps[i]).model_dump_json() if i in steps else str(req)
+            messages.append({"role": "tool", "tool_call_id": call.id, "content": result})
 
-    raise restate.TerminalError(f"No answer after {MAX_TURNS} turns; giving up rather than looping forever.")
+    calls = ", ".join(f"{name} x{count}" for name, count in called.most_common())
+    raise ModelMisbehaved(
+        f"The model called tools for {MAX_TURNS} turns without answering ({calls}); giving up."
+    )

@@ -22,9 +22,10 @@ from typing import Any
 import restate
 from agents import Agent, RunContextWrapper
 from pydantic import BaseModel
-from restate.ext.openai import DurableRunner, durable_function_tool
+from restate.ext.openai import durable_function_tool
 
-from app.utils.llm import LLM_RETRY, MODEL
+from app.utils.agent_runs import run_agent
+from app.utils.llm import MODEL
 from app.utils.models import BookingPrompt, BookingResult, CarBooking, FlightBooking, HotelBooking
 from app.utils.utils import cancel_booking, confirm_booking, reserve_car, reserve_flight, reserve_hotel
 
@@ -88,7 +89,7 @@ async def book(ctx: restate.Context, prompt: BookingPrompt) -> str:
     # ctx.uuid() is journaled: a replay gets the same id, so the saga keeps its identity.
     saga = BookingContext(restate_context=ctx, booking_id=prompt.booking_id or str(ctx.uuid()))
     try:
-        result = await DurableRunner.run(booking_agent, prompt.message, context=saga, run_options=LLM_RETRY)
+        result = await run_agent(booking_agent, prompt.message, context=saga)
     except restate.TerminalError:
         # Undo in reverse order, each a durable step, then fail with the original error.
         for compensate in reversed(saga.on_rollback):

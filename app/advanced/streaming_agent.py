@@ -27,9 +27,10 @@ import httpx
 import restate
 from agents import Agent, ModelResponse, RunContextWrapper, RunHooks, TResponseInputItem
 from pydantic import BaseModel, Field
-from restate.ext.openai import DurableRunner, durable_function_tool
+from restate.ext.openai import durable_function_tool
 
-from app.utils.llm import LLM_RETRY, MODEL
+from app.utils.agent_runs import run_agent
+from app.utils.llm import MODEL
 from app.utils.models import WeatherPrompt, WeatherRequest, WeatherResponse
 from app.utils.utils import fetch_weather
 
@@ -114,9 +115,7 @@ agent_service = restate.Service("StreamingAgent")
 @agent_service.handler()
 async def run(ctx: restate.Context, prompt: WeatherPrompt) -> str:
     try:
-        result = await DurableRunner.run(
-            streaming_weather_agent, prompt.message, context=ctx, hooks=ProgressHooks(), run_options=LLM_RETRY
-        )
+        result = await run_agent(streaming_weather_agent, prompt.message, context=ctx, hooks=ProgressHooks())
     except restate.TerminalError as e:
         emit(ctx, {"type": "error", "message": e.message})
         raise

@@ -13,6 +13,8 @@ from functools import cache
 from typing import Any
 
 import openai
+from openai.types.chat import ChatCompletion
+from openai.types.responses import Response
 from restate import RunOptions, TerminalError
 from restate.exceptions import RetryableError
 
@@ -76,14 +78,45 @@ def classify(error: openai.APIStatusError) -> Exception:
     return error
 
 
+# A model answer that is unusable is a 502 (Bad Gateway): not the caller's fault, not transient.
+MISBEHAVIOUR_STATUS = 502
+
+
+class ModelMisbehaved(TerminalError):
+    """The model's answer can never lead anywhere: end the invocation and say what it did."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, status_code=MISBEHAVIOUR_STATUS)
+
+
+def check_answer(answer: Any) -> None:
+    """A cut-off answer comes back cut off every time it is asked again: stop at once.
+
+    (A Response with `status: "failed"` is left to the Agents SDK, which raises inside the
+    journaled LLM step: it is retried like any failed request, at most LLM_MAX_ATTEMPTS times.)
+    """
+    if isinstance(answer, Response) and answer.status == "incomplete":
+        reason = answer.incomplete_details.reason if answer.incomplete_details else None
+        raise ModelMisbehaved(f"The model's answer was cut off (incomplete: {reason or 'no reason given'}).")
+    if isinstance(answer, ChatCompletion):
+        for choice in answer.choices:
+            if choice.finish_reason == "length":
+                raise ModelMisbehaved("The model's answer was cut off (finish_reason: length).")
+            if choice.finish_reason == "content_filter":
+                raise ModelMisbehaved("The model's answer was withheld (finish_reason: content_filter).")
+
+
 class RestateAwareOpenAI(openai.AsyncOpenAI):
-    """The OpenAI client, with errors translated into what Restate understands (see `classify`)."""
+    """The OpenAI client, with errors translated into what Restate understands (see `classify`),
+    and unusable answers turned into terminal errors (see `check_answer`)."""
 
     async def request(self, *args: Any, **kwargs: Any) -> Any:
         try:
-            return await super().request(*args, **kwargs)
+            answer = await super().request(*args, **kwargs)
         except openai.APIStatusError as e:
             raise classify(e) from e
+        check_answer(answer)
+        return answer
 
 
 @cache

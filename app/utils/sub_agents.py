@@ -9,9 +9,9 @@ from collections.abc import Awaitable, Callable
 
 import restate
 from agents import Agent
-from restate.ext.openai import DurableRunner
 
-from app.utils.llm import LLM_RETRY, MODEL
+from app.utils.agent_runs import run_agent
+from app.utils.llm import MODEL
 from app.utils.models import InsuranceClaim
 
 ClaimAgentHandler = Callable[[restate.Context, InsuranceClaim], Awaitable[str]]
@@ -23,9 +23,7 @@ def claim_agent_service(agent: Agent[restate.Context]) -> tuple[restate.Service,
 
     @service.handler("run")
     async def run(ctx: restate.Context, claim: InsuranceClaim) -> str:
-        result = await DurableRunner.run(
-            agent, claim.model_dump_json(by_alias=True), context=ctx, run_options=LLM_RETRY
-        )
+        result = await run_agent(agent, claim.model_dump_json(by_alias=True), context=ctx)
         return str(result.final_output)
 
     return service, run

@@ -1,0 +1,132 @@
+"""Running an agent durably, and what happens when the model misbehaves.
+
+`run_agent` is `DurableRunner.run` (restate.ext.openai) with the tour's settings: bounded LLM
+retries, bounded turns, and one answer for every way a model can misbehave.
+
+A model's answer is journaled. When that answer is wrong (a tool that does not exist, arguments
+that are not JSON, tool calls without end, nothing at all, a refusal), retrying the invocation
+replays the same answer and fails the same way, forever. So a misbehaviour is never left to
+Restate's retries:
+
+| the model ...                       | what happens                                                   |
+| ----------------------------------- | -------------------------------------------------------------- |
+| calls a tool that does not exist    | it is told (`Tool 'x' not found.`) and may try again           |
+| sends arguments that are not JSON,  | it is told what is wrong (the tool's error message) and may    |
+| or do not fit the tool's schema     | try again                                                      |
+| keeps calling tools (MAX_TURNS)     | TerminalError naming what it called, e.g. `unknown tool 'x' x10` |
+| answers with nothing                | TerminalError: `The model gave an empty answer`                |
+| refuses                             | TerminalError quoting the refusal                              |
+| stops early (status `incomplete`)   | TerminalError at once (app/utils/llm.py): asking again gets the same cut-off |
+| fails the response (`failed`)       | retried like an API error, at most LLM_MAX_ATTEMPTS times      |
+
+"Told" is bounded too: every retry the model gets is a turn, and MAX_TURNS caps the turns.
+The terminal errors carry HTTP status 502: the upstream model gave an unusable answer; it is
+neither the caller's fault (4xx) nor something a retry would fix.
+"""
+
+import os
+from collections import Counter
+from typing import Any
+
+import restate
+from agents import (
+    Agent,
+    Handoff,
+    MaxTurnsExceeded,
+    ModelRefusalError,
+    RunConfig,
+    RunErrorHandlerInput,
+    RunErrorHandlers,
+    RunResult,
+    ToolCallItem,
+    ToolCallOutputItem,
+    TResponseInputItem,
+)
+from restate.ext.openai import DurableRunner
+
+from app.utils.llm import LLM_RETRY, ModelMisbehaved
+
+# Each turn is one LLM call: an agent that needs more than this many is looping.
+MAX_TURNS = int(os.environ.get("AGENT_MAX_TURNS", "10"))
+
+# The model is told about a tool it invented, instead of the run failing on the spot.
+RUN_CONFIG = RunConfig(tool_not_found_behavior="return_error_to_model")
+
+
+def describe_tool_calls(items: list[Any], known_tools: set[str]) -> str:
+    """`get_weather x10` or `unknown tool 'x' x3, get_weather x2 (invalid arguments x2)`."""
+    outputs = {
+        _raw(item, "call_id"): str(item.output) for item in items if isinstance(item, ToolCallOutputItem)
+    }
+    calls: Counter[str] = Counter()
+    invalid: Counter[str] = Counter()
+    for item in items:
+        if not isinstance(item, ToolCallItem):
+            continue
+        name = str(_raw(item, "name") or "?")
+        calls[name] += 1
+        if outputs.get(_raw(item, "call_id"), "").startswith(("An error occurred while calling the tool",)):
+            invalid[name] += 1
+    parts = []
+    for name, count in calls.most_common():
+        label = name if name in known_tools else f"unknown tool {name!r}"
+        bad = f" (invalid arguments x{invalid[name]})" if invalid[name] else ""
+        parts.append(f"{label} x{count}{bad}")
+    return ", ".join(parts) or "no tool"
+
+
+def _raw(item: Any, key: str) -> Any:
+    raw = item.raw_item
+    return raw.get(key) if isinstance(raw, dict) else getattr(raw, key, None)
+
+
+def _tool_names(agent: Agent[Any]) -> set[str]:
+    names = {getattr(tool, "name", "") for tool in agent.tools}
+    for target in agent.handoffs:
+        names.add(target.tool_name if isinstance(target, Handoff) else Handoff.default_tool_name(target))
+    return names
+
+
+def _max_turns(data: RunErrorHandlerInput[Any]) -> Any:
+    what = describe_tool_calls(data.run_data.new_items, _tool_names(data.run_data.last_agent))
+    raise ModelMisbehaved(
+        f"The model called tools for {MAX_TURNS} turns without answering ({what}); giving up."
+    )
+
+
+def _refusal(data: RunErrorHandlerInput[Any]) -> Any:
+    refusal = getattr(data.error, "refusal", "")
+    raise ModelMisbehaved(f"The model refused to answer: {refusal!r}")
+
+
+ERROR_HANDLERS: RunErrorHandlers[Any] = {"max_turns": _max_turns, "model_refusal": _refusal}
+
+
+async def run_agent(
+    starting_agent: Agent[Any],
+    input: str | list[TResponseInputItem],
+    *,
+    context: Any,
+    run_options: restate.RunOptions[Any] | None = None,
+    **kwargs: Any,
+) -> RunResult:
+    """`DurableRunner.run` with bounded LLM attempts and turns, and a terminal error for a model
+    that misbehaves (see the table above). Every agent of the tour runs through here."""
+    try:
+        result = await DurableRunner.run(
+            starting_agent,
+            input,
+            context=context,
+            run_options=run_options or LLM_RETRY,
+            run_config=RUN_CONFIG,
+            max_turns=MAX_TURNS,
+            error_handlers=ERROR_HANDLERS,
+            **kwargs,
+        )
+    except (MaxTurnsExceeded, ModelRefusalError) as e:  # pragma: no cover - the handlers above raise
+        raise ModelMisbehaved(f"The model misbehaved: {e}") from e
+    if result.final_output is None or (
+        isinstance(result.final_output, str) and not result.final_output.strip()
+    ):
+        raise ModelMisbehaved("The model gave an empty answer (no text and no tool call).")
+    return result
