@@ -7,6 +7,7 @@ They do the real work behind the agents' tools. Each is called inside a durable 
 import asyncio
 import json
 import os
+import re
 import weakref
 from urllib.parse import quote
 
@@ -162,9 +163,16 @@ async def reserve_hotel(booking_id: str, booking: HotelBooking) -> BookingResult
                          f"{booking.checkout_date}, {booking.guests} guest(s)")  # fmt: skip
 
 
+def flies_to_sfo(destination: str) -> bool:
+    """The simulated outage covers San Francisco however a model writes it: "San Francisco, CA",
+    "SFO", "San Francisco International Airport (SFO)"."""
+    words = re.findall(r"[a-z]+", destination.lower())
+    return "sfo" in words or "san francisco" in " ".join(words)
+
+
 async def reserve_flight(booking_id: str, booking: FlightBooking) -> BookingResult:
     await asyncio.sleep(BOOKING_SECONDS)
-    if booking.destination.strip().lower() in ("san francisco", "sfo"):
+    if flies_to_sfo(booking.destination):
         # A business rule, not an outage: retrying cannot help, so the booking fails for good.
         raise TerminalError("[👻 SIMULATED] Flight booking failed: No flights to SFO available...")
     print(f"✈️ Reserved flight {booking.origin} → {booking.destination} [{booking_id}]", flush=True)

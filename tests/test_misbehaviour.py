@@ -1,0 +1,194 @@
+"""A model that misbehaves never traps an invocation: every model-calling service x every misbehaviour.
+
+The stand-in misbehaves on purpose (`misbehave` in its fault API). For each behaviour, every
+service that calls a model is invoked at once; each invocation must end, completed or failed with
+a terminal error that says what the model did, within a bounded number of LLM calls, and nothing
+may be left retrying (`backing-off`) or `paused`. With a misbehaviour only once, the model is
+told (an unknown tool, bad arguments) and the run completes with the answer it would have given.
+"""
+
+import itertools
+import subprocess
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+
+from dev.harness import Tour
+
+pytestmark = [pytest.mark.e2e, pytest.mark.misbehaviour]
+
+MAX_TURNS = 10  # app/utils/agent_runs.py
+LLM_MAX_ATTEMPTS = 5  # app/utils/llm.py
+REFUSAL = "I'm sorry, but I can't help with that."
+_markers = itertools.count(1)
+
+
+def claim(marker: str) -> dict[str, Any]:
+    return {
+        "date": "2024-10-01",
+        "amount": 3000,
+        "category": "orthopedic",
+        "placeOfService": "General Hospital",
+        "reason": f"hospital bill for a broken leg ({marker})",
+    }
+
+
+def small_claim(marker: str) -> dict[str, Any]:
+    return {"message": f"Process my hospital bill of 500USD for a broken leg ({marker})."}
+
+
+def weather(marker: str) -> dict[str, Any]:
+    return {"message": f"What is the weather like in San Francisco? ({marker})"}
+
+
+@dataclass(frozen=True)
+class Case:
+    path: str  # `{key}` is replaced by a fresh object key
+    body: Callable[[str], dict[str, Any]]
+    agent_runs: int = 1  # agent runs per invocation, each bounded by MAX_TURNS
+    graceful: bool = False  # answers 200 "The agent couldn't complete the request: <error>"
+    chat_api: bool = False  # the manual loop: chat completions instead of the Agents SDK
+
+
+CASES = [
+    Case("WeatherAgent/run", weather),
+    Case("ErrorHandlingAgent/run", weather, graceful=True),
+    Case("ErrorHandlingAgent/run_with_explanations", weather, graceful=True),
+    Case("StreamingAgent/run", weather),
+    Case("ManualLoopAgent/run", weather, chat_api=True),
+    Case("HumanClaimApprovalAgent/run", small_claim),
+    Case("HumanClaimApprovalWithTimeoutsAgent/run", small_claim),
+    Case("SubWorkflowClaimApprovalAgent/run", small_claim),
+    Case("Chat/{key}/message", lambda m: {"message": f"My name is Alice ({m})."}),
+    Case("MultiAgentClaimApproval/{key}/run", claim),
+    Case("RemoteMultiAgentClaimApproval/run", claim, agent_runs=3),
+    Case("ParallelToolClaimAgent/run", claim),
+    Case("ParallelAgentClaimApproval/run", claim, agent_runs=4),
+    Case("ParallelAgentClaimApproval/race", claim, agent_runs=2),
+    Case("EligibilityAgent/run", claim),
+    Case("FraudAgent/run", claim),
+    Case("RateComparisonAgent/run", claim),
+    Case("BookingWithRollbackAgent/book", lambda m: {"message": f"Book a trip to Seattle ({m})."}),
+    Case("InterruptibleAgent/{key}/run", lambda m: {"message": f"Write a short report ({m})."}),
+]
+
+
+def call(stack: Tour, case: Case) -> tuple[httpx.Response, str]:
+    marker = f"misbehaviour-{next(_markers)}"
+    path = case.path.replace("{key}", marker)
+    return stack.http.post(f"/{path}", json=case.body(marker), timeout=120), marker
+
+
+@pytest.fixture
+def approver(stack: Tour) -> Iterator[None]:
+    """Approves every human review that a run asks for, so a looping approval tool cannot wait forever."""
+    done = threading.Event()
+    seen: set[str] = set()
+
+    def approve() -> None:
+        while not done.wait(0.3):
+            for approve_command, _ in stack.review_requests("misbehaviour-"):
+                if approve_command not in seen:
+                    seen.add(approve_command)
+                    subprocess.run(approve_command, shell=True, capture_output=True, timeout=30)
+
+    thread = threading.Thread(target=approve, daemon=True)
+    thread.start()
+    yield
+    done.set()
+    thread.join()
+
+
+def run_all(stack: Tour, cases: list[Case]) -> list[tuple[Case, httpx.Response]]:
+    with ThreadPoolExecutor(max_workers=len(cases)) as pool:
+        results = list(pool.map(lambda case: (case, call(stack, case)[0]), cases))
+    stuck = stack.admin.query(
+        "SELECT target, status FROM sys_invocation WHERE status IN ('backing-off', 'paused')"
+    )
+    assert stuck == [], f"invocations left retrying or paused: {stuck}"
+    return results
+
+
+def error_of(case: Case, resp: httpx.Response) -> str:
+    """The message of a failed invocation, or of a graceful answer that reports the failure."""
+    if case.graceful:
+        assert resp.status_code == 200, resp.text
+        prefix = "The agent couldn't complete the request: "
+        assert resp.json().startswith(prefix), resp.text
+        return str(resp.json()).removeprefix(prefix)
+    assert resp.status_code >= 400, f"{case.path} completed: {resp.text[:200]}"
+    message: str = resp.json()["message"]
+    return message
+
+
+LOOPING = "The model called tools for 10 turns without answering ("
+
+# behaviour -> check of the error message (given the case)
+ALWAYS: dict[str, Callable[[Case, str], bool]] = {
+    "unknown_tool": lambda case, msg: (
+        msg.startswith(LOOPING) and ("'no_such_tool' x" in msg or "no_such_tool x" in msg)
+    ),
+    "bad_json": lambda case, msg: (
+        (msg.startswith(LOOPING) and "invalid arguments" in msg)
+        or (case.chat_api and msg.startswith(LOOPING))
+    ),
+    "bad_args": lambda case, msg: (
+        (msg.startswith(LOOPING) and "invalid arguments" in msg)
+        or (case.chat_api and msg.startswith(LOOPING))
+    ),
+    "endless_tools": lambda case, msg: msg.startswith(LOOPING),
+    "empty": lambda case, msg: msg == "The model gave an empty answer (no text and no tool call).",
+    "refusal": lambda case, msg: msg == f"The model refused to answer: {REFUSAL!r}",
+    "incomplete": lambda case, msg: msg.startswith("The model's answer was cut off ("),
+    "failed": lambda case, msg: (
+        msg == "The model's answer was withheld (finish_reason: content_filter)."
+        if case.chat_api
+        else "failed" in msg
+    ),
+}
+
+
+@pytest.mark.parametrize("behaviour", list(ALWAYS))
+def test_every_run_ends_when_the_model_always_misbehaves(stack: Tour, approver: None, behaviour: str) -> None:
+    stack.llm.fault("llm", count=100_000, misbehave=behaviour)
+
+    results = run_all(stack, CASES)
+
+    calls = stack.llm.stats()["llm_calls"]
+    attempts = LLM_MAX_ATTEMPTS if behaviour == "failed" else 1
+    assert calls <= sum(case.agent_runs for case in CASES) * MAX_TURNS * attempts
+    wrong = [
+        (case.path, resp.status_code, resp.text[:300])
+        for case, resp in results
+        if not ALWAYS[behaviour](case, error_of(case, resp))
+    ]
+    assert wrong == []
+
+
+def test_a_very_long_answer_is_answered(stack: Tour) -> None:
+    stack.llm.fault("llm", count=100_000, misbehave="long_answer", length=200_000)
+
+    results = run_all(stack, [c for c in CASES if c.agent_runs == 1 and not c.path.startswith("Booking")])
+
+    for case, resp in results:
+        assert resp.status_code == 200, (case.path, resp.text[:300])
+        assert len(resp.json()) >= 200_000, case.path
+
+
+@pytest.mark.parametrize("behaviour", ["unknown_tool", "bad_json", "bad_args"])
+def test_a_model_told_once_corrects_itself(stack: Tour, behaviour: str) -> None:
+    for case in (Case("WeatherAgent/run", weather), Case("ManualLoopAgent/run", weather, chat_api=True)):
+        stack.llm.reset()
+        stack.llm.fault("llm", count=1, misbehave=behaviour)
+
+        resp, _ = call(stack, case)
+
+        assert resp.status_code == 200, resp.text
+        assert resp.json() == "The weather in San Francisco is currently sunny, 18 degrees Celsius."
+        # the misbehaving answer, the corrected tool call, the final answer
+        assert stack.llm.stats()["llm_calls"] == 3
