@@ -46,6 +46,7 @@ from app.parallel_tools_agent import agent_service as parallel_tool_claim_agent
 from app.sub_workflow_agent import agent_service as sub_workflow_claim_approval_agent
 from app.sub_workflow_agent import human_approval_workflow
 from app.utils.llm import configure_openai_client
+from app.utils.logs import setup_logging
 from app.utils.recovery import announce_return
 from app.utils.sub_agents import (
     eligibility_agent_service,
@@ -107,13 +108,9 @@ def _config(host: str, port: int) -> Config:
     return config
 
 
-def _setup_logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-
-
 def _setup() -> None:
     """What each serving process needs before the first request."""
-    _setup_logging()
+    setup_logging()
     # Restate apps do not implement the ASGI lifespan protocol; hypercorn's warning about it is noise.
     logging.getLogger("hypercorn.error").addFilter(lambda record: "Lifespan" not in record.getMessage())
     configure_openai_client()
@@ -234,7 +231,7 @@ def main() -> None:
         )
     try:
         if args.workers > 1:
-            _setup_logging()
+            setup_logging()
             sys.exit(_serve_workers(args.host, args.port, args.workers))
         _setup()
         asyncio.run(_serve(args.host, args.port))

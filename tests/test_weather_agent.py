@@ -47,6 +47,15 @@ def test_denver_retries_until_the_failure_is_fixed(stack: Tour) -> None:
     assert row["last_failure_related_command_name"] == "Get weather"
     assert stack.llm_calls("Denver"), "the first LLM call happened before the failing step"
     first_llm_calls = len(stack.llm_calls("Denver"))
+    # The endpoint's log shows one line per failed attempt, no traceback between them.
+    log = (stack.workdir / "endpoint.log").read_text().splitlines()
+    failed = [i for i, line in enumerate(log) if "Step 'Get weather' failed" in line and invocation in line]
+    assert [log[i].split(" ", 2)[2] for i in failed[:2]] == [
+        f"WARNING restate.server_context: Step 'Get weather' failed (attempt {n}, {invocation}): "
+        "Exception('[👻 SIMULATED] Fetching weather failed: Weather API down...')"
+        for n in (1, 2)
+    ]
+    assert not [line for line in log[failed[0] : failed[1]] if "Traceback" in line or "HTTP Request" in line]
 
     # The fix: restart the endpoint without the simulated outage. The same invocation finishes.
     stack.restart_endpoint(FAIL_ON_DENVER="false")
