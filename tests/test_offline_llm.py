@@ -49,6 +49,13 @@ def responses_body(*items: dict[str, Any], tools: list[dict[str, Any]] | None = 
     }
 
 
+ROCKET_TOOL = {
+    "type": "function",
+    "name": "launch_rocket",
+    "parameters": {"type": "object", "properties": {"target": {"type": "string"}}},
+}
+
+
 def user(text: str) -> dict[str, Any]:
     return {"role": "user", "content": text}
 
@@ -194,14 +201,9 @@ def test_chat_completions_requests_are_understood() -> None:
     assert respond(from_chat_request(body)).calls == [("get_weather", {"city": "Tokyo"})]
 
 
-def test_without_a_matching_skill_the_answer_says_so() -> None:
-    unknown_tool = {
-        "type": "function",
-        "name": "launch_rocket",
-        "parameters": {"type": "object", "properties": {}},
-    }
-    reply = respond(from_responses_request(responses_body(user("Tell me a joke"), tools=[unknown_tool])))
-    assert reply.text is not None and "offline stand-in" in reply.text and "Tell me a joke" in reply.text
+def test_without_a_matching_skill_there_is_no_reply() -> None:
+    reply = respond(from_responses_request(responses_body(user("Tell me a joke"), tools=[ROCKET_TOOL])))
+    assert reply is None
 
 
 def test_replies_are_deterministic() -> None:
@@ -258,11 +260,12 @@ def test_faults_fail_the_next_calls_then_clear() -> None:
         codes = []
         for _ in range(3):
             r = await client.post("/v1/responses", json=responses_body(user("Weather in Rome?")))
-            codes.append((r.status_code, r.headers.get("retry-after")))
+            codes.append((r.status_code, r.headers.get("retry-after"), r.headers.get("retry-after-ms")))
         return codes, (await client.get("/_stub/stats")).json()
 
     codes, stats = run_against_stub(script)
-    assert codes == [(429, "1.5"), (429, "1.5"), (200, None)]
+    # OpenAI's pair of headers: whole seconds rounded up (at least 1), and the exact milliseconds.
+    assert codes == [(429, "2", "1500"), (429, "2", "1500"), (200, None, None)]
     assert stats["llm_calls"] == 3 and stats["llm_completed"] == 1 and stats["faults_injected"] == 2
 
 
@@ -286,12 +289,274 @@ def test_weather_lookalike_matches_wttr_in() -> None:
     assert unknown.status_code == 404 and unknown.text.startswith("Unknown location")
 
 
-@pytest.mark.parametrize("spec", [{"target": "nowhere"}, {"count": "many"}])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"target": "nowhere"},
+        {"count": "many"},
+        {"misbehave": "sing"},
+        {"target": "weather", "misbehave": "empty"},
+        {"misbehave": "long_answer", "length": -1},
+    ],
+)
 def test_bad_fault_specs_are_refused(spec: dict[str, Any]) -> None:
     async def script(client: httpx.AsyncClient) -> Any:
         return await client.post("/_stub/faults", json=spec)
 
     assert run_against_stub(script).status_code == 400
+
+
+def chat_body(text: str, tools: list[dict[str, Any]] | None = None, **extra: Any) -> dict[str, Any]:
+    chat_tools = [
+        {"type": "function", "function": {k: v for k, v in t.items() if k not in ("type", "strict")}}
+        for t in (tools if tools is not None else [WEATHER_TOOL])
+    ]
+    body: dict[str, Any] = {"model": "gpt-4.1", "messages": [{"role": "user", "content": text}], **extra}
+    if chat_tools:
+        body["tools"] = chat_tools
+    return body
+
+
+def ask(api: str, text: str, faults: list[dict[str, Any]] = (), **kw: Any) -> tuple[Any, Any, dict[str, Any]]:  # type: ignore[assignment]
+    """One request to either API (after setting faults): the parsed answer, the response, the stats."""
+    from openai.types.chat import ChatCompletion
+    from openai.types.responses import Response
+
+    async def script(client: httpx.AsyncClient) -> Any:
+        for fault in faults:
+            assert (await client.post("/_stub/faults", json=fault)).status_code == 200
+        if api == "responses":
+            tools = kw.pop("tools", None)
+            resp = await client.post("/v1/responses", json={**responses_body(user(text), tools=tools), **kw})
+        else:
+            resp = await client.post("/v1/chat/completions", json=chat_body(text, **kw))
+        return resp, (await client.get("/_stub/stats")).json()
+
+    resp, stats = run_against_stub(script)
+    parsed = None
+    if resp.status_code == 200:
+        parsed = (Response if api == "responses" else ChatCompletion).model_validate(resp.json())
+    return parsed, resp, stats
+
+
+def calls_of(api: str, parsed: Any) -> list[tuple[str, str]]:
+    if api == "responses":
+        return [(o.name, o.arguments) for o in parsed.output if o.type == "function_call"]
+    return [(c.function.name, c.function.arguments) for c in parsed.choices[0].message.tool_calls or []]
+
+
+def text_of(api: str, parsed: Any) -> str | None:
+    if api == "responses":
+        texts = [
+            c.text for o in parsed.output if o.type == "message" for c in o.content if c.type == "output_text"
+        ]
+        return "".join(texts) if texts else None
+    return parsed.choices[0].message.content
+
+
+APIS = ["responses", "chat"]
+DENVER = "What is the weather like in Denver?"
+
+
+@pytest.mark.parametrize("api", APIS)
+def test_misbehaviour_unknown_tool(api: str) -> None:
+    parsed, _, stats = ask(api, DENVER, [{"misbehave": "unknown_tool"}])
+    assert calls_of(api, parsed) == [("no_such_tool", "{}")]
+    assert stats["misbehaviours_injected"] == 1 and stats["calls"][-1]["misbehave"] == "unknown_tool"
+    named, _, _ = ask(api, DENVER, [{"misbehave": "unknown_tool", "tool": "send_money"}])
+    assert calls_of(api, named) == [("send_money", "{}")]
+
+
+@pytest.mark.parametrize("api", APIS)
+def test_misbehaviour_bad_json(api: str) -> None:
+    parsed, _, _ = ask(api, DENVER, [{"misbehave": "bad_json"}])
+    [(name, args)] = calls_of(api, parsed)
+    assert name == "get_weather"
+    with pytest.raises(ValueError):
+        json.loads(args)
+    no_tools, _, _ = ask(api, "hello", [{"misbehave": "bad_json"}], tools=[])
+    assert [n for n, _ in calls_of(api, no_tools)] == ["no_such_tool"]
+
+
+@pytest.mark.parametrize("api", APIS)
+def test_misbehaviour_bad_args(api: str) -> None:
+    parsed, _, _ = ask(api, "Tell me a joke", [{"misbehave": "bad_args"}], tools=[ROCKET_TOOL])
+    assert calls_of(api, parsed) == [("launch_rocket", '{"unexpected_field": 42}')]
+
+
+@pytest.mark.parametrize("api", APIS)
+def test_misbehaviour_endless_tools(api: str) -> None:
+    fault = {"misbehave": "endless_tools", "count": 100}
+    scripted, _, _ = ask(api, DENVER, [fault])
+    assert [(n, json.loads(a)) for n, a in calls_of(api, scripted)] == [
+        ("get_weather", {"req": {"city": "Denver"}})
+    ]
+    # Even after the tool answered, the model calls again instead of answering.
+    first_offered, _, _ = ask(api, "Tell me a joke", [fault], tools=[ROCKET_TOOL])
+    assert calls_of(api, first_offered) == [("launch_rocket", '{"target": ""}')]
+    no_tools, _, _ = ask(api, "hello", [fault], tools=[])
+    assert calls_of(api, no_tools) == [("no_such_tool", "{}")]
+
+
+@pytest.mark.parametrize("api", APIS)
+def test_misbehaviour_empty(api: str) -> None:
+    parsed, resp, _ = ask(api, DENVER, [{"misbehave": "empty"}])
+    assert calls_of(api, parsed) == [] and text_of(api, parsed) is None
+    if api == "responses":
+        assert resp.json()["output"] == [] and parsed.status == "completed"
+    else:
+        assert parsed.choices[0].finish_reason == "stop"
+
+
+@pytest.mark.parametrize("api", APIS)
+def test_misbehaviour_refusal(api: str) -> None:
+    parsed, _, _ = ask(api, DENVER, [{"misbehave": "refusal"}])
+    refusal = "I'm sorry, but I can't help with that."
+    if api == "responses":
+        [message] = parsed.output
+        assert [(c.type, c.refusal) for c in message.content] == [("refusal", refusal)]
+    else:
+        message = parsed.choices[0].message
+        assert (message.content, message.refusal, message.tool_calls) == (None, refusal, None)
+
+
+@pytest.mark.parametrize("api", APIS)
+def test_misbehaviour_long_answer(api: str) -> None:
+    parsed, _, _ = ask(api, DENVER, [{"misbehave": "long_answer"}])
+    assert len(text_of(api, parsed) or "") == 200_000 and calls_of(api, parsed) == []
+    short, _, _ = ask(api, DENVER, [{"misbehave": "long_answer", "length": 1000}])
+    assert len(text_of(api, short) or "") == 1000
+
+
+@pytest.mark.parametrize("api", APIS)
+def test_misbehaviour_incomplete(api: str) -> None:
+    parsed, _, _ = ask(api, DENVER, [{"misbehave": "incomplete"}])
+    assert text_of(api, parsed) and calls_of(api, parsed) == []
+    if api == "responses":
+        assert parsed.status == "incomplete" and parsed.incomplete_details.reason == "max_output_tokens"
+    else:
+        assert parsed.choices[0].finish_reason == "length"
+
+
+@pytest.mark.parametrize("api", APIS)
+def test_misbehaviour_failed(api: str) -> None:
+    parsed, _, _ = ask(api, DENVER, [{"misbehave": "failed"}])
+    assert calls_of(api, parsed) == [] and text_of(api, parsed) is None
+    if api == "responses":
+        assert parsed.status == "failed" and parsed.output == []
+        assert (parsed.error.code, parsed.error.message) == (
+            "server_error",
+            "The model failed to generate a response.",
+        )
+    else:
+        assert parsed.choices[0].finish_reason == "content_filter"
+
+
+def test_misbehaviours_follow_count_after_and_target() -> None:
+    async def script(client: httpx.AsyncClient) -> Any:
+        fault = {"target": "chat", "misbehave": "empty", "count": 1, "after": 1, "status": 500}
+        await client.post("/_stub/faults", json=fault)
+        out = []
+        for api in ("responses", "chat", "chat", "chat"):
+            if api == "responses":
+                r = await client.post("/v1/responses", json=responses_body(user(DENVER)))
+            else:
+                r = await client.post("/v1/chat/completions", json=chat_body(DENVER))
+            out.append(
+                (
+                    r.status_code,
+                    bool(r.json()["choices"][0]["message"].get("tool_calls")) if api == "chat" else None,
+                )
+            )
+        return out, (await client.get("/_stub/stats")).json()
+
+    out, stats = run_against_stub(script)
+    # the Responses call is not a target; the first chat call is let through; `status` is ignored
+    assert out == [(200, None), (200, True), (200, False), (200, True)]
+    assert stats["misbehaviours_injected"] == 1 and stats["faults_injected"] == 0
+
+
+@pytest.mark.parametrize("api", APIS)
+def test_an_unscripted_request_fails_loudly(api: str) -> None:
+    parsed, resp, stats = ask(api, "Tell me a joke about " + "rockets " * 60, tools=[ROCKET_TOOL])
+    assert parsed is None and resp.status_code == 422
+    error = resp.json()["error"]
+    message = error["message"]
+    assert error["code"] == "offline_stand_in_unscripted"
+    assert "You are a helpful agent that provides weather updates." in message or api == "chat"
+    assert "launch_rocket" in message and "Tell me a joke about rockets" in message and "..." in message
+    assert stats["unscripted_requests"] == 1 and stats["llm_completed"] == 0
+
+
+def test_the_projects_client_treats_the_loud_failure_as_terminal() -> None:
+    import openai
+    from restate import TerminalError
+
+    from app.utils.llm import classify
+
+    _, resp, _ = ask("responses", "Tell me a joke", tools=[ROCKET_TOOL])
+    request = httpx.Request("POST", "http://stub/v1/responses")
+    error = openai.APIStatusError(
+        resp.json()["error"]["message"],
+        response=httpx.Response(resp.status_code, request=request),
+        body=resp.json(),
+    )
+    assert isinstance(classify(error), TerminalError)
+
+
+@pytest.mark.parametrize("api", APIS)
+def test_tool_choice_is_honoured(api: str) -> None:
+    def choose(choice: Any, text: str = DENVER, **kw: Any) -> Any:
+        return ask(api, text, tool_choice=choice, **kw)[0]
+
+    none = choose("none")
+    assert calls_of(api, none) == [] and "get_weather" in (text_of(api, none) or "")
+    # The script answers "which city?" in text; `required` makes it call the first tool anyway.
+    required = choose("required", "hello", tools=[WEATHER_TOOL, ROCKET_TOOL])
+    assert calls_of(api, required) == [("get_weather", '{"req": {"city": ""}}')]
+    named = {"type": "function", "name": "launch_rocket"}
+    if api == "chat":
+        named = {"type": "function", "function": {"name": "launch_rocket"}}
+    forced = choose(named, DENVER, tools=[WEATHER_TOOL, ROCKET_TOOL])
+    assert [n for n, _ in calls_of(api, forced)] == ["launch_rocket"]
+
+
+@pytest.mark.parametrize("api", APIS)
+def test_parallel_tool_calls_false_gives_one_call(api: str) -> None:
+    two_cities = "Weather in New York and San Francisco?"
+    assert len(calls_of(api, ask(api, two_cities)[0])) == 2
+    parsed, resp, _ = ask(api, two_cities, parallel_tool_calls=False)
+    assert len(calls_of(api, parsed)) == 1
+    if api == "responses":
+        assert resp.json()["parallel_tool_calls"] is False
+
+
+@pytest.mark.parametrize(
+    ("api", "cap"),
+    [("responses", "max_output_tokens"), ("chat", "max_completion_tokens"), ("chat", "max_tokens")],
+)
+def test_a_small_token_cap_cuts_the_answer(api: str, cap: str) -> None:
+    full = text_of(api, ask(api, "Make a poem about durable execution.", tools=[])[0]) or ""
+    parsed, _, _ = ask(api, "Make a poem about durable execution.", tools=[], **{cap: 16})
+    cut = text_of(api, parsed) or ""
+    assert len(cut) == 64 and full.startswith(cut) and len(full) > len(cut)
+    if api == "responses":
+        assert parsed.status == "incomplete" and parsed.incomplete_details.reason == "max_output_tokens"
+    else:
+        assert parsed.choices[0].finish_reason == "length"
+
+
+@pytest.mark.parametrize("api", APIS)
+def test_ids_are_unique_per_answer(api: str) -> None:
+    first, second = ask(api, DENVER)[1].json(), ask(api, DENVER)[1].json()
+    assert first["id"] != second["id"]
+    if api == "responses":
+        assert first["output"][0]["call_id"] != second["output"][0]["call_id"]
+    else:
+        assert (
+            first["choices"][0]["message"]["tool_calls"][0]["id"]
+            != second["choices"][0]["message"]["tool_calls"][0]["id"]
+        )
 
 
 # --- claims ------------------------------------------------------------------------------------------

@@ -1,12 +1,13 @@
 """The offline model's scripted behaviour.
 
 A policy is an ordered list of skills. Each skill looks at the conversation (instructions, offered
-tools, messages) and either answers with a `Reply` or passes (None); the first answer wins and the
-fallback always answers. A skill calls tools with arguments taken from the prompt, then, once the
+tools, messages) and either answers with a `Reply` or passes (None); the first answer wins. When
+every skill passes there is no answer: the server then fails the request loudly (HTTP 422, with
+`unscripted`'s description), so no test can pass on a made-up reply. A skill calls tools with arguments taken from the prompt, then, once the
 tool outputs are in, writes a final answer grounded in them. Deterministic: the same request
 always gets the same reply.
 
-To teach the stand-in a new tour step, write a skill and add it to `SKILLS` before the fallback.
+To teach the stand-in a new tour step, write a skill and add it to `SKILLS`.
 """
 
 import re
@@ -86,10 +87,16 @@ def weather(conv: Conversation) -> Reply | None:
     return Reply(text="Here is the current weather:\n" + "\n".join(f"- {line}" for line in lines))
 
 
-def fallback(conv: Conversation) -> Reply:
-    """Anything no skill scripts: a plain, honest answer that quotes the request."""
-    asked = conv.last_user_text().strip() or "(nothing)"
-    return Reply(text=f"(offline stand-in model) I have no scripted answer for this request: {asked!r}")
+def unscripted(conv: Conversation) -> str:
+    """What the stand-in could not script: the agent, the tools offered and the question."""
+    asked = conv.last_user_text().strip()
+    asked = asked if len(asked) <= 200 else asked[:200] + "..."
+    tools = ", ".join(t.name for t in conv.tools) or "none"
+    return (
+        f"[offline stand-in] no skill scripts an answer for agent {conv.agent_name()!r} "
+        f"(tools offered: {tools}) to {asked or '(no user text)'!r}. "
+        "Teach dev/offline_llm/policy.py a skill for it, or set OPENAI_API_KEY to use a real model."
+    )
 
 
 SKILLS: list[Skill] = [
@@ -104,12 +111,13 @@ SKILLS: list[Skill] = [
 ]
 
 
-def respond(conv: Conversation) -> Reply:
+def respond(conv: Conversation) -> Reply | None:
+    """The first skill's answer, or None when no skill scripts this conversation."""
     for skill in SKILLS:
         reply = skill(conv)
         if reply is not None:
             return reply
-    return fallback(conv)
+    return None
 
 
 def _find_value(args: dict, key: str) -> str | None:

@@ -4,13 +4,30 @@ OpenAI-compatible:
     POST /v1/responses            what the Agents SDK calls
     POST /v1/chat/completions     what the manual agent loop calls
     GET  /v1/models
+  Every request is first checked as the real API checks it (`contract`): unknown or missing
+  parameters, wrong types, tool calls and outputs paired by call_id. A refused request gets the
+  API's HTTP 400 error shape. `stream: true` is refused too (no SSE yet). `tool_choice`,
+  `parallel_tool_calls` and the output token cap are honoured. A request no skill of the policy
+  scripts is answered HTTP 422 naming the agent, the tools and the question: never a made-up 200.
 wttr.in-compatible:
     GET  /wttr/{city}?format=j1   deterministic weather; unknown places get 404 "Unknown location"
 Test hooks (not part of any OpenAI API):
     POST /_stub/faults            {"target": "llm"|"responses"|"chat"|"weather", "count": N,
                                    "status": 429|500|..., "retry_after": s, "hang": s, "after": N}
                                   the next N matching requests (after letting `after` through)
-                                  hang `hang` seconds, then fail with `status` (< 400: answer)
+                                  hang `hang` seconds, then fail with `status` (< 400: answer).
+                                  Retry-After is whole seconds (rounded up, >= 1), and
+                                  retry-after-ms carries the exact value, as OpenAI sends them.
+                                  LLM targets only: {"misbehave": KIND, "tool": NAME, "length": N}
+                                  answers those requests HTTP 200 with a misbehaving (but
+                                  well-formed) answer instead of the scripted one; `status` is
+                                  ignored. KIND is one of `answers.MISBEHAVIOURS`:
+                                  unknown_tool (a call to `tool`, default "no_such_tool"),
+                                  bad_json (arguments that are not JSON), bad_args (JSON that does
+                                  not fit the tool's schema), endless_tools (a valid call, every
+                                  time), empty (no text, no call), refusal, long_answer (`length`
+                                  characters, default 200000), incomplete (cut at the token cap),
+                                  failed (status "failed" / finish_reason "content_filter").
     POST /_stub/latency           {"ms": N}: fixed latency added to every LLM call
     GET  /_stub/stats             call counters and a log of recent calls
     POST /_stub/reset             zero the counters, drop faults and latency
@@ -18,8 +35,8 @@ Test hooks (not part of any OpenAI API):
 """
 
 import asyncio
-import hashlib
 import json
+import math
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -27,13 +44,24 @@ from typing import Any
 from urllib.parse import unquote
 
 from dev.offline_llm import policy, weather_data
-from dev.offline_llm.conversation import Conversation, Reply, from_chat_request, from_responses_request
+from dev.offline_llm.answers import (
+    MISBEHAVIOURS,
+    Answer,
+    chat_payload,
+    controlled,
+    misbehave,
+    responses_payload,
+)
+from dev.offline_llm.contract import InvalidRequest, check_chat_request, check_responses_request, error_body
+from dev.offline_llm.conversation import from_chat_request, from_responses_request
 
 Scope = dict[str, Any]
 Receive = Any
 Send = Any
+Result = tuple[int, Any, list[tuple[bytes, bytes]]]
 
 LLM_TARGETS = {"responses", "chat"}
+MODEL_CREATED = 1_700_000_000  # a fixed date for /v1/models
 
 
 @dataclass
@@ -44,6 +72,9 @@ class Fault:
     retry_after: float | None = None
     hang: float = 0.0
     after: int = 0  # let this many matching requests through first
+    misbehave: str | None = None  # answer 200 with this misbehaviour instead of failing
+    tool: str | None = None  # the tool name for unknown_tool
+    length: int | None = None  # characters of a long_answer
 
     def matches(self, target: str) -> bool:
         return self.count > 0 and (self.target == target or (self.target == "llm" and target in LLM_TARGETS))
@@ -82,95 +113,21 @@ class StubState:
             "weather_calls": c.get("weather", 0),
             "weather_completed": c.get("weather_ok", 0),
             "faults_injected": c.get("faults", 0),
+            "misbehaviours_injected": c.get("misbehaviours", 0),
+            "invalid_requests": c.get("invalid", 0),  # refused with 400, as the real API would
+            "unscripted_requests": c.get("unscripted", 0),  # refused with 422: no skill scripts them
             "pending_faults": [f.__dict__ for f in self.faults if f.count > 0],
             "latency_ms": self.latency_ms,
             "calls": list(self.log),
         }
 
 
-def _ident(prefix: str, *parts: Any) -> str:
-    digest = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
-    return f"{prefix}_{digest[:24]}"
-
-
-def _tokens(text: str) -> int:
-    return max(1, len(text) // 4)
-
-
-def responses_payload(body: dict[str, Any], conv: Conversation, reply: Reply) -> dict[str, Any]:
-    resp_id = _ident("resp", body)
-    output: list[dict[str, Any]] = []
-    for i, (name, args) in enumerate(reply.calls):
-        output.append(
-            {
-                "type": "function_call",
-                "id": _ident("fc", body, i),
-                "call_id": _ident("call", body, i),
-                "name": name,
-                "arguments": json.dumps(args),
-                "status": "completed",
-            }
-        )
-    if reply.text is not None:
-        output.append(
-            {
-                "type": "message",
-                "id": _ident("msg", body),
-                "role": "assistant",
-                "status": "completed",
-                "content": [{"type": "output_text", "text": reply.text, "annotations": []}],
-            }
-        )
-    prompt_tokens = _tokens(json.dumps(body.get("input", "")) + conv.instructions)
-    completion_tokens = _tokens(json.dumps(output))
-    return {
-        "id": resp_id,
-        "object": "response",
-        "created_at": int(time.time()),
-        "status": "completed",
-        "model": conv.model or "offline-stand-in",
-        "output": output,
-        "parallel_tool_calls": True,
-        "tool_choice": body.get("tool_choice") or "auto",
-        "tools": body.get("tools") or [],
-        "usage": {
-            "input_tokens": prompt_tokens,
-            "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
-            "output_tokens": completion_tokens,
-            "output_tokens_details": {"reasoning_tokens": 0},
-            "total_tokens": prompt_tokens + completion_tokens,
-        },
-    }
-
-
-def chat_payload(body: dict[str, Any], conv: Conversation, reply: Reply) -> dict[str, Any]:
-    tool_calls = [
-        {
-            "id": _ident("call", body, i),
-            "type": "function",
-            "function": {"name": name, "arguments": json.dumps(args)},
-        }
-        for i, (name, args) in enumerate(reply.calls)
+def retry_after_headers(seconds: float) -> list[tuple[bytes, bytes]]:
+    """OpenAI's pair: Retry-After in whole seconds (at least 1), retry-after-ms exact."""
+    return [
+        (b"retry-after", str(max(1, math.ceil(seconds))).encode()),
+        (b"retry-after-ms", str(max(0, round(seconds * 1000))).encode()),
     ]
-    message: dict[str, Any] = {"role": "assistant", "content": reply.text}
-    if tool_calls:
-        message["tool_calls"] = tool_calls
-    prompt_tokens = _tokens(json.dumps(body.get("messages", [])))
-    completion_tokens = _tokens(json.dumps(message))
-    return {
-        "id": _ident("chatcmpl", body),
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": conv.model or "offline-stand-in",
-        "choices": [
-            {"index": 0, "message": message, "finish_reason": "tool_calls" if tool_calls else "stop"}
-        ],
-        "usage": {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens,
-        },
-    }
 
 
 class OfflineLLM:
@@ -214,9 +171,7 @@ class OfflineLLM:
         )
         await send({"type": "http.response.body", "body": data})
 
-    async def route(
-        self, method: str, path: str, query: bytes, body: bytes
-    ) -> tuple[int, Any, list[tuple[bytes, bytes]]]:
+    async def route(self, method: str, path: str, query: bytes, body: bytes) -> Result:
         if method == "POST" and path == "/v1/responses":
             return await self.llm("responses", body)
         if method == "POST" and path == "/v1/chat/completions":
@@ -224,7 +179,13 @@ class OfflineLLM:
         if method == "GET" and path.startswith("/wttr/"):
             return await self.weather(unquote(path[len("/wttr/") :]))
         if method == "GET" and path == "/v1/models":
-            return 200, {"object": "list", "data": [{"id": "offline-stand-in", "object": "model"}]}, []
+            model = {
+                "id": "offline-stand-in",
+                "object": "model",
+                "created": MODEL_CREATED,
+                "owned_by": "system",
+            }
+            return 200, {"object": "list", "data": [model]}, []
         if method == "GET" and path == "/health":
             return 200, {"status": "ok"}, []
         if method == "GET" and path == "/_stub/stats":
@@ -238,15 +199,14 @@ class OfflineLLM:
             try:
                 self.state.latency_ms = int(json.loads(body or b"{}").get("ms", 0))
             except (ValueError, AttributeError):
-                return 400, {"error": {"message": 'expected {"ms": <int>}'}}, []
+                return 400, error_body('expected {"ms": <int>}', "invalid_request_error", "ms"), []
             return 200, {"latency_ms": self.state.latency_ms}, []
-        return (
-            404,
-            {"error": {"message": f"no route for {method} {path}", "type": "invalid_request_error"}},
-            [],
-        )
+        return 404, error_body(f"no route for {method} {path}", "invalid_request_error"), []
 
-    def add_fault(self, body: bytes) -> tuple[int, Any, list[tuple[bytes, bytes]]]:
+    def add_fault(self, body: bytes) -> Result:
+        def refused(message: str, param: str | None = None) -> Result:
+            return 400, error_body(message, "invalid_request_error", param), []
+
         try:
             spec = json.loads(body or b"{}")
             fault = Fault(
@@ -256,35 +216,45 @@ class OfflineLLM:
                 retry_after=float(spec["retry_after"]) if spec.get("retry_after") is not None else None,
                 hang=float(spec.get("hang", 0)),
                 after=int(spec.get("after", 0)),
+                misbehave=str(spec["misbehave"]) if spec.get("misbehave") is not None else None,
+                tool=str(spec["tool"]) if spec.get("tool") is not None else None,
+                length=int(spec["length"]) if spec.get("length") is not None else None,
             )
         except (ValueError, TypeError, AttributeError) as e:
-            return 400, {"error": {"message": f"bad fault spec: {e}"}}, []
+            return refused(f"bad fault spec: {e}")
         if fault.target not in {"llm", "weather", *LLM_TARGETS}:
-            return 400, {"error": {"message": "target must be llm, responses, chat or weather"}}, []
+            return refused("target must be llm, responses, chat or weather", "target")
+        if fault.misbehave is not None:
+            if fault.misbehave not in MISBEHAVIOURS:
+                return refused(f"misbehave must be one of {', '.join(MISBEHAVIOURS)}", "misbehave")
+            if fault.target == "weather":
+                return refused("misbehave is for LLM targets (llm, responses, chat)", "target")
+        if fault.length is not None and fault.length < 0:
+            return refused("length must be >= 0", "length")
         self.state.faults.append(fault)
         return 200, {"pending_faults": [f.__dict__ for f in self.state.faults if f.count > 0]}, []
 
-    async def apply_fault(self, target: str) -> tuple[int, Any, list[tuple[bytes, bytes]]] | None:
-        """Hang and/or fail this request if a fault is pending for its target."""
+    async def take_fault(self, target: str) -> Fault | None:
+        """The pending fault for this request, if any, after its hang."""
         fault = self.state.take_fault(target)
         if fault is None:
             return None
-        self.state.count("faults")
+        self.state.count("misbehaviours" if fault.misbehave else "faults")
         if fault.hang:
             await asyncio.sleep(fault.hang)
-        if fault.status < 400:
-            return None  # a pure delay: answer normally afterwards
-        headers = []
-        if fault.retry_after is not None:
-            headers.append((b"retry-after", f"{fault.retry_after:g}".encode()))
-        kind = "rate_limit_exceeded" if fault.status == 429 else "server_error"
-        return (
-            fault.status,
-            {"error": {"message": f"[offline stand-in] injected HTTP {fault.status}", "type": kind}},
-            headers,
-        )
+        return fault
 
-    async def llm(self, api: str, raw: bytes) -> tuple[int, Any, list[tuple[bytes, bytes]]]:
+    @staticmethod
+    def failure(fault: Fault | None) -> Result | None:
+        """The HTTP error a fault injects (None: answer normally, perhaps after a delay)."""
+        if fault is None or fault.misbehave or fault.status < 400:
+            return None
+        headers = retry_after_headers(fault.retry_after) if fault.retry_after is not None else []
+        kind, code = ("requests", "rate_limit_exceeded") if fault.status == 429 else ("server_error", None)
+        message = f"[offline stand-in] injected HTTP {fault.status}"
+        return fault.status, error_body(message, kind, None, code), headers
+
+    async def llm(self, api: str, raw: bytes) -> Result:
         self.state.count(api)
         self.state.seq += 1
         entry: dict[str, Any] = {
@@ -295,32 +265,55 @@ class OfflineLLM:
         self.state.log.append(entry)
         try:
             body = json.loads(raw or b"{}")
-            conv = from_responses_request(body) if api == "responses" else from_chat_request(body)
-        except (ValueError, AttributeError, TypeError) as e:
+            (check_responses_request if api == "responses" else check_chat_request)(body)
+        except ValueError as e:
             entry["status"] = 400
-            return 400, {"error": {"message": f"invalid JSON body: {e}", "type": "invalid_request_error"}}, []
+            self.state.count("invalid")
+            return 400, error_body(f"invalid JSON body: {e}", "invalid_request_error"), []
+        except InvalidRequest as e:
+            entry.update(status=400, error=e.message)
+            self.state.count("invalid")
+            print(f"[offline LLM] refused a {api} request (400, param {e.param}): {e.message}", flush=True)
+            return 400, e.body(), []
+        conv = from_responses_request(body) if api == "responses" else from_chat_request(body)
         entry.update(
             agent=conv.agent_name(), tools=[t.name for t in conv.tools], input=conv.last_user_text()[:400]
         )
         if self.state.latency_ms:
             await asyncio.sleep(self.state.latency_ms / 1000)
-        failure = await self.apply_fault(api)
-        if failure is not None:
+        fault = await self.take_fault(api)
+        if (failure := self.failure(fault)) is not None:
             entry["status"] = failure[0]
             return failure
         reply = policy.respond(conv)
+        answer: Answer
+        if fault is not None and fault.misbehave:
+            answer = misbehave(fault.misbehave, conv, reply, fault.tool, fault.length)
+            entry["misbehave"] = fault.misbehave
+            print(
+                f"[offline LLM] misbehaving on purpose ({fault.misbehave}) for {conv.agent_name()}",
+                flush=True,
+            )
+        elif reply is None:
+            message = policy.unscripted(conv)
+            entry.update(status=422, error=message, end=round(time.time() - self.state.started, 3))
+            self.state.count("unscripted")
+            print(f"[offline LLM] 422: {message}", flush=True)
+            return 422, error_body(message, "invalid_request_error", None, "offline_stand_in_unscripted"), []
+        else:
+            answer = controlled(reply, conv, body, api)
         entry.update(
             status=200,
-            reply="tool_calls: " + ", ".join(n for n, _ in reply.calls) if reply.calls else "text",
+            reply="tool_calls: " + ", ".join(n for n, _ in answer.calls) if answer.calls else "text",
             end=round(time.time() - self.state.started, 3),
         )
         self.state.count(f"{api}_ok")
         payload = (
-            responses_payload(body, conv, reply) if api == "responses" else chat_payload(body, conv, reply)
+            responses_payload(body, conv, answer) if api == "responses" else chat_payload(body, conv, answer)
         )
         return 200, payload, []
 
-    async def weather(self, city: str) -> tuple[int, Any, list[tuple[bytes, bytes]]]:
+    async def weather(self, city: str) -> Result:
         self.state.count("weather")
         self.state.seq += 1
         entry: dict[str, Any] = {
@@ -330,7 +323,7 @@ class OfflineLLM:
             "input": city,
         }
         self.state.log.append(entry)
-        failure = await self.apply_fault("weather")
+        failure = self.failure(await self.take_fault("weather"))
         if failure is not None:
             entry["status"] = failure[0]
             return failure

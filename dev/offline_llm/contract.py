@@ -1,0 +1,359 @@
+"""What the real OpenAI API refuses with HTTP 400, checked before the policy sees a request.
+
+Parameter names, required fields and basic types come from OpenAI's published OpenAPI document
+(the subset in `openai_spec_subset.json`, see `spec_subset.py`). The rules the document cannot
+express are written out here, with the API's own wording where it is known: every tool call
+answered by exactly one output with its call_id, and no output without its call.
+
+Not checked: deep schemas of content parts and tool definitions, model names, token limits of
+the prompt, and anything that needs stored state (`previous_response_id`, `conversation`).
+"""
+
+import json
+import re
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+SPEC_SUBSET = Path(__file__).with_name("openai_spec_subset.json")
+_TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+
+
+class InvalidRequest(Exception):
+    """An HTTP 400 in the API's error shape."""
+
+    def __init__(self, message: str, param: str | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message, self.param, self.code = message, param, code
+
+    def body(self) -> dict[str, Any]:
+        return error_body(self.message, "invalid_request_error", self.param, self.code)
+
+
+def error_body(message: str, kind: str, param: str | None = None, code: str | None = None) -> dict[str, Any]:
+    return {"error": {"message": message, "type": kind, "param": param, "code": code}}
+
+
+# --- what the published spec says ----------------------------------------------------------------
+
+
+@cache
+def schemas() -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(SPEC_SUBSET.read_text())
+    return data["components"]["schemas"]
+
+
+def _deref(node: dict[str, Any]) -> dict[str, Any]:
+    while isinstance(ref := node.get("$ref"), str):
+        node = schemas()[ref.rsplit("/", 1)[1]]
+    return node
+
+
+def _properties(node: dict[str, Any], out: dict[str, Any], required: set[str]) -> None:
+    node = _deref(node)
+    for part in node.get("allOf", []):
+        _properties(part, out, required)
+    out.update(node.get("properties", {}))
+    required.update(node.get("required", []))
+
+
+@cache
+def parameters(schema: str) -> tuple[dict[str, Any], frozenset[str]]:
+    """The top-level properties of a request schema and its required ones (allOf merged)."""
+    props: dict[str, Any] = {}
+    required: set[str] = set()
+    _properties(schemas()[schema], props, required)
+    return props, frozenset(required)
+
+
+def json_types(node: dict[str, Any], depth: int = 0) -> set[str] | None:
+    """The JSON types a schema admits (None: any). Follows $ref, anyOf/oneOf, enums."""
+    node = _deref(node)
+    if depth > 10:
+        return None
+    kind = node.get("type")
+    if isinstance(kind, str):
+        return {kind}
+    if isinstance(kind, list):
+        return set(kind)
+    options = node.get("anyOf") or node.get("oneOf")
+    if options:
+        found: set[str] = set()
+        for option in options:
+            sub = json_types(option, depth + 1)
+            if sub is None:
+                return None
+            found |= sub
+        return found
+    if "enum" in node:
+        return {_type_of(v) for v in node["enum"]}
+    if "properties" in node:
+        return {"object"}
+    return None
+
+
+def _type_of(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
+
+
+_TYPE_WORDS = {
+    "string": "a string",
+    "integer": "an integer",
+    "number": "a decimal",
+    "boolean": "a boolean",
+    "array": "an array",
+    "object": "an object",
+    "null": "null",
+}
+
+
+def _fits(value: Any, allowed: set[str]) -> bool:
+    kind = _type_of(value)
+    return kind in allowed or (kind == "integer" and "number" in allowed)
+
+
+def _check_type(value: Any, node: dict[str, Any], param: str) -> None:
+    allowed = json_types(node)
+    if allowed is not None and not _fits(value, allowed):
+        wanted = " or ".join(_TYPE_WORDS.get(t, t) for t in sorted(allowed - {"null"}))
+        raise InvalidRequest(
+            f"Invalid type for '{param}': expected {wanted}, but got {_TYPE_WORDS[_type_of(value)]} instead.",
+            param,
+            "invalid_type",
+        )
+
+
+def _check_required(item: dict[str, Any], schema: str, where: str) -> None:
+    props, required = parameters(schema)
+    for name in sorted(required):
+        if name not in item:
+            raise InvalidRequest(
+                f"Missing required parameter: '{where}.{name}'.",
+                f"{where}.{name}",
+                "missing_required_parameter",
+            )
+    for name, value in item.items():
+        if name in props:
+            _check_type(value, props[name], f"{where}.{name}")
+
+
+def check_top_level(body: Any, schema: str, required: tuple[str, ...]) -> None:
+    """Unknown parameters, missing required ones and wrong top-level types."""
+    if not isinstance(body, dict):
+        raise InvalidRequest("The request body must be a JSON object.", None, "invalid_type")
+    props, spec_required = parameters(schema)
+    for name in body:
+        if name not in props:
+            raise InvalidRequest(f"Unknown parameter: '{name}'.", name, "unknown_parameter")
+    for name in sorted({*spec_required, *required}):
+        if body.get(name) is None:
+            raise InvalidRequest(f"Missing required parameter: '{name}'.", name, "missing_required_parameter")
+    for name, value in body.items():
+        _check_type(value, props[name], name)
+    if body.get("stream"):
+        raise InvalidRequest(
+            "The offline stand-in does not serve streaming yet: send the request with stream=false.",
+            "stream",
+            "unsupported_value",
+        )
+
+
+# --- the Responses API ----------------------------------------------------------------------------
+
+
+def check_responses_request(body: Any) -> None:
+    check_top_level(body, "CreateResponse", ("model",))
+    for name in ("previous_response_id", "conversation"):
+        if body.get(name) is not None:
+            # The stand-in keeps nothing, so any id is unknown to it, as it would be to the API.
+            raise InvalidRequest(f"The offline stand-in stores no state: '{name}' cannot be found.", name)
+    if body.get("input") is None and body.get("prompt") is None:
+        raise InvalidRequest("Missing required parameter: 'input'.", "input", "missing_required_parameter")
+    names = _check_tools(body.get("tools") or [], "tools", chat=False)
+    _check_tool_choice(body, names, chat=False)
+    items = body.get("input")
+    if isinstance(items, list):
+        _check_input_items(items)
+
+
+def _check_input_items(items: list[Any]) -> None:
+    calls: dict[str, int] = {}
+    answered: set[str] = set()
+    for i, item in enumerate(items):
+        where = f"input[{i}]"
+        if not isinstance(item, dict):
+            raise InvalidRequest(f"Invalid type for '{where}': expected an object.", where, "invalid_type")
+        kind = item.get("type", "message")
+        if kind == "function_call":
+            _check_required(item, "FunctionToolCall", where)
+            calls[item["call_id"]] = i
+        elif kind == "function_call_output":
+            _check_required(item, "FunctionCallOutputItemParam", where)
+            call_id = item["call_id"]
+            if call_id not in calls:
+                raise InvalidRequest(
+                    f"No tool call found for function call output with call_id {call_id}.", "input"
+                )
+            answered.add(call_id)
+        elif kind == "message":
+            if item.get("role") not in ("user", "assistant", "system", "developer"):
+                raise InvalidRequest(
+                    f"Invalid value for '{where}.role': expected one of 'user', 'assistant', 'system' "
+                    "or 'developer'.",
+                    f"{where}.role",
+                    "invalid_value",
+                )
+            if "content" not in item:
+                raise InvalidRequest(
+                    f"Missing required parameter: '{where}.content'.",
+                    f"{where}.content",
+                    "missing_required_parameter",
+                )
+    for call_id in calls:
+        if call_id not in answered:
+            raise InvalidRequest(f"No tool output found for function call {call_id}.", "input")
+
+
+# --- Chat Completions ------------------------------------------------------------------------------
+
+_CHAT_ROLES = ("system", "developer", "user", "assistant", "tool", "function")
+
+
+def check_chat_request(body: Any) -> None:
+    check_top_level(body, "CreateChatCompletionRequest", ("model", "messages"))
+    messages = body["messages"]
+    if not messages:
+        raise InvalidRequest(
+            "Invalid 'messages': empty array. Expected an array with minimum length 1, but got an empty "
+            "array instead.",
+            "messages",
+            "empty_array",
+        )
+    names = _check_tools(body.get("tools") or [], "tools", chat=True)
+    _check_tool_choice(body, names, chat=True)
+    pending: dict[str, int] = {}  # tool_call_id -> index of the assistant message
+    for i, m in enumerate(messages):
+        where = f"messages.[{i}]"
+        if not isinstance(m, dict):
+            raise InvalidRequest(f"Invalid type for '{where}': expected an object.", where, "invalid_type")
+        role = m.get("role")
+        if role not in _CHAT_ROLES:
+            raise InvalidRequest(
+                f"Invalid value: '{role}'. Supported values are: {', '.join(repr(r) for r in _CHAT_ROLES)}.",
+                f"{where}.role",
+                "invalid_value",
+            )
+        if role != "tool" and pending:
+            _unanswered(pending)
+        if role == "assistant":
+            _check_required(m, "ChatCompletionRequestAssistantMessage", where)
+            for j, call in enumerate(m.get("tool_calls") or []):
+                _check_required(call, "ChatCompletionMessageToolCall", f"{where}.tool_calls.[{j}]")
+                pending[call["id"]] = i
+        elif role == "tool":
+            _check_required(m, "ChatCompletionRequestToolMessage", where)
+            if pending.pop(m["tool_call_id"], None) is None:
+                raise InvalidRequest(
+                    "Invalid parameter: messages with role 'tool' must be a response to a preceeding "
+                    "message with 'tool_calls'.",
+                    f"{where}.role",
+                )
+        elif "content" not in m:
+            raise InvalidRequest(
+                f"Missing required parameter: '{where}.content'.",
+                f"{where}.content",
+                "missing_required_parameter",
+            )
+    if pending:
+        _unanswered(pending)
+
+
+def _unanswered(pending: dict[str, int]) -> None:
+    index = min(pending.values())
+    raise InvalidRequest(
+        "An assistant message with 'tool_calls' must be followed by tool messages responding to each "
+        "'tool_call_id'. The following tool_call_ids did not have response messages: " + ", ".join(pending),
+        f"messages.[{index}].role",
+    )
+
+
+# --- tools, both APIs --------------------------------------------------------------------------------
+
+
+def _check_tools(tools: list[Any], where: str, chat: bool) -> list[str]:
+    """The function names offered; a function tool without a valid name is refused."""
+    names = []
+    for i, tool in enumerate(tools):
+        if not isinstance(tool, dict) or "type" not in tool:
+            raise InvalidRequest(
+                f"Missing required parameter: '{where}[{i}].type'.",
+                f"{where}[{i}].type",
+                "missing_required_parameter",
+            )
+        if tool["type"] != "function":
+            continue
+        fn = tool.get("function") if chat else tool
+        param = f"{where}[{i}].function.name" if chat else f"{where}[{i}].name"
+        name = fn.get("name") if isinstance(fn, dict) else None
+        if not isinstance(name, str):
+            raise InvalidRequest(
+                f"Missing required parameter: '{param}'.", param, "missing_required_parameter"
+            )
+        if not _TOOL_NAME.match(name):
+            raise InvalidRequest(
+                f"Invalid '{param}': string does not match pattern. Expected a string that matches the "
+                f"pattern '{_TOOL_NAME.pattern}'.",
+                param,
+                "invalid_value",
+            )
+        names.append(name)
+    return names
+
+
+def _check_tool_choice(body: dict[str, Any], names: list[str], chat: bool) -> None:
+    choice = body.get("tool_choice")
+    if choice is None:
+        return
+    if isinstance(choice, str):
+        if choice not in ("none", "auto", "required"):
+            raise InvalidRequest(
+                f"Invalid value: '{choice}'. Supported values are: 'none', 'auto', and 'required'.",
+                "tool_choice",
+                "invalid_value",
+            )
+        if choice == "required" and not names and not body.get("tools"):
+            raise InvalidRequest(
+                "Tool choice 'required' must be used with 'tools'.", "tool_choice", "invalid_value"
+            )
+        return
+    name = forced_tool(choice, chat)
+    if name is not None and name not in names:
+        raise InvalidRequest(
+            f"Tool choice 'function' not found in 'tools' parameter: no function named '{name}'.",
+            "tool_choice",
+            "invalid_value",
+        )
+
+
+def forced_tool(choice: Any, chat: bool) -> str | None:
+    """The function a `tool_choice` object names, if any."""
+    if not isinstance(choice, dict) or choice.get("type") != "function":
+        return None
+    fn = choice.get("function") if chat else choice
+    name = fn.get("name") if isinstance(fn, dict) else None
+    if not isinstance(name, str):
+        param = "tool_choice.function.name" if chat else "tool_choice.name"
+        raise InvalidRequest(f"Missing required parameter: '{param}'.", param, "missing_required_parameter")
+    return name
