@@ -17,8 +17,8 @@ cluster: install
 
 test: install lint
 	$(PY) -m pytest $(PYTEST_ARGS)
-	@echo "--- forced replay: the crash tests again, with every suspension replaying the journal"
-	TOUR_FORCE_REPLAY=1 $(PY) -m pytest -m crash $(PYTEST_ARGS)
+	@echo "--- forced replay: the crash and misbehaviour tests again, with every suspension replaying the journal"
+	TOUR_FORCE_REPLAY=1 $(PY) -m pytest -m "crash or misbehaviour" $(PYTEST_ARGS)
 
 test-cluster: install
 	$(PY) -m pytest -m cluster $(PYTEST_ARGS)

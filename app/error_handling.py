@@ -25,6 +25,7 @@ import restate
 from agents import Agent, ModelBehaviorError, RunContextWrapper
 from restate.exceptions import is_internal_exception
 from restate.ext.openai import durable_function_tool
+from restate.ext.openai.functions import raise_terminal_errors
 
 from app.utils.agent_runs import run_agent
 from app.utils.llm import MODEL
@@ -55,7 +56,7 @@ def explain_to_the_llm(context: RunContextWrapper[Any], error: Exception) -> str
     """
     if isinstance(error, ModelBehaviorError):
         # Arguments that are not JSON or do not fit the schema: the model can correct them.
-        return f"The tool was called with invalid arguments: {error}"
+        return raise_terminal_errors(context, error)
     if (
         is_internal_exception(error)
         or not isinstance(error, restate.TerminalError)

@@ -22,8 +22,9 @@ from dev.harness import Tour
 
 pytestmark = [pytest.mark.e2e, pytest.mark.misbehaviour]
 
-MAX_TURNS = 10  # app/utils/agent_runs.py
-LLM_MAX_ATTEMPTS = 5  # app/utils/llm.py
+MAX_TURNS = 4  # AGENT_MAX_TURNS for this module's endpoint (10 by default): the same loops, shorter
+LLM_MAX_ATTEMPTS = 3  # for this module's endpoint (5 by default)
+ENDPOINT_ENV = {"AGENT_MAX_TURNS": str(MAX_TURNS), "LLM_MAX_ATTEMPTS": str(LLM_MAX_ATTEMPTS)}
 REFUSAL = "I'm sorry, but I can't help with that."
 _markers = itertools.count(1)
 
@@ -85,17 +86,28 @@ def call(stack: Tour, case: Case) -> tuple[httpx.Response, str]:
 
 
 @pytest.fixture
+def stack(tour: Tour) -> Iterator[Tour]:
+    tour.llm.reset()
+    if tour.endpoint_overrides != ENDPOINT_ENV:
+        tour.restart_endpoint(**ENDPOINT_ENV)
+    yield tour
+    tour.llm.reset()
+
+
+@pytest.fixture
 def approver(stack: Tour) -> Iterator[None]:
     """Approves every human review that a run asks for, so a looping approval tool cannot wait forever."""
     done = threading.Event()
-    seen: set[str] = set()
+    # A looping model fills in the claim itself: its review requests need not carry a marker.
+    # Earlier tests' requests are left alone.
+    handled = len(stack.review_requests(""))
 
     def approve() -> None:
+        nonlocal handled
         while not done.wait(0.3):
-            for approve_command, _ in stack.review_requests("misbehaviour-"):
-                if approve_command not in seen:
-                    seen.add(approve_command)
-                    subprocess.run(approve_command, shell=True, capture_output=True, timeout=30)
+            for approve_command, _ in stack.review_requests("")[handled:]:
+                handled += 1
+                subprocess.run(approve_command, shell=True, capture_output=True, timeout=30)
 
     thread = threading.Thread(target=approve, daemon=True)
     thread.start()
@@ -126,7 +138,7 @@ def error_of(case: Case, resp: httpx.Response) -> str:
     return message
 
 
-LOOPING = "The model called tools for 10 turns without answering ("
+LOOPING = f"The model called tools for {MAX_TURNS} turns without answering ("
 
 # behaviour -> check of the error message (given the case)
 ALWAYS: dict[str, Callable[[Case, str], bool]] = {
@@ -134,12 +146,18 @@ ALWAYS: dict[str, Callable[[Case, str], bool]] = {
         msg.startswith(LOOPING) and ("'no_such_tool' x" in msg or "no_such_tool x" in msg)
     ),
     "bad_json": lambda case, msg: (
-        (msg.startswith(LOOPING) and "invalid arguments" in msg)
-        or (case.chat_api and msg.startswith(LOOPING))
+        msg.startswith(LOOPING)
+        and (
+            # an agent without tools gets a call to a tool it does not have
+            "invalid arguments" in msg or "unknown tool" in msg or case.chat_api
+        )
     ),
     "bad_args": lambda case, msg: (
-        (msg.startswith(LOOPING) and "invalid arguments" in msg)
-        or (case.chat_api and msg.startswith(LOOPING))
+        msg.startswith(LOOPING)
+        and (
+            # an agent without tools gets a call to a tool it does not have
+            "invalid arguments" in msg or "unknown tool" in msg or case.chat_api
+        )
     ),
     "endless_tools": lambda case, msg: msg.startswith(LOOPING),
     "empty": lambda case, msg: msg == "The model gave an empty answer (no text and no tool call).",
@@ -189,6 +207,6 @@ def test_a_model_told_once_corrects_itself(stack: Tour, behaviour: str) -> None:
         resp, _ = call(stack, case)
 
         assert resp.status_code == 200, resp.text
-        assert resp.json() == "The weather in San Francisco is currently sunny, 18 degrees Celsius."
+        assert resp.json() == "The weather in San Francisco is currently partly cloudy, 16 degrees Celsius."
         # the misbehaving answer, the corrected tool call, the final answer
         assert stack.llm.stats()["llm_calls"] == 3

@@ -26,7 +26,7 @@ neither the caller's fault (4xx) nor something a retry would fix.
 
 import os
 from collections import Counter
-from typing import Any
+from typing import Any, cast
 
 import restate
 from agents import (
@@ -42,6 +42,7 @@ from agents import (
     ToolCallOutputItem,
     TResponseInputItem,
 )
+from agents.run_config import CallModelData, ModelInputData
 from restate.ext.openai import DurableRunner
 
 from app.utils.llm import LLM_RETRY, ModelMisbehaved
@@ -49,8 +50,28 @@ from app.utils.llm import LLM_RETRY, ModelMisbehaved
 # Each turn is one LLM call: an agent that needs more than this many is looping.
 MAX_TURNS = int(os.environ.get("AGENT_MAX_TURNS", "10"))
 
-# The model is told about a tool it invented, instead of the run failing on the spot.
-RUN_CONFIG = RunConfig(tool_not_found_behavior="return_error_to_model")
+
+def without_nulls(data: CallModelData[Any]) -> ModelInputData:
+    """The model's input without `null` fields, which the API refuses where it expects a value.
+
+    A journaled LLM answer comes back from Restate with every optional field present, as `null`
+    (e.g. a function call's `namespace`); the Agents SDK sends such items back as the next turn's
+    input, and OpenAI answers 400 "expected a string, but got null".
+    """
+    items = [
+        {key: value for key, value in item.items() if value is not None} if isinstance(item, dict) else item
+        for item in data.model_data.input
+    ]
+    return ModelInputData(
+        input=cast(list[TResponseInputItem], items), instructions=data.model_data.instructions
+    )
+
+
+RUN_CONFIG = RunConfig(
+    # The model is told about a tool it invented, instead of the run failing on the spot.
+    tool_not_found_behavior="return_error_to_model",
+    call_model_input_filter=without_nulls,
+)
 
 
 def describe_tool_calls(items: list[Any], known_tools: set[str]) -> str:

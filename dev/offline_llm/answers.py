@@ -112,6 +112,10 @@ def misbehave(
     if kind == "endless_tools":
         if scripted and scripted.calls and wanted == target:
             return Answer(calls=[(scripted.calls[0][0], json.dumps(scripted.calls[0][1]))])
+        # Once the script is done with its tools, the same call again, as a looping model does.
+        earlier = [m for m in conv.messages if m.role == "tool_call" and m.name == target]
+        if earlier:
+            return Answer(calls=[(str(target), json.dumps(earlier[-1].arguments))])
         schema = conv.tool(str(target))
         return Answer(
             calls=[(str(target), json.dumps(fill_arguments(schema.parameters if schema else {}, {})))]

@@ -49,6 +49,11 @@ def extract_cities(text: str) -> list[str]:
     return [city for _, city in sorted(found)]
 
 
+def _refused_call(output: str) -> bool:
+    """The tool never ran: the agent answered the call with an error about its arguments."""
+    return output.startswith(("An error occurred while calling the tool", "Error: invalid arguments"))
+
+
 def _describe_error(output: str) -> str:
     return output.strip().rstrip(".")
 
@@ -61,7 +66,8 @@ def weather(conv: Conversation) -> Reply | None:
     tool = conv.tool_with_param("city")
     if tool is None:
         return None
-    results = conv.results(tool.name)
+    # A call the agent refused (arguments that were not JSON, or did not fit) is made again.
+    results = [(call, out) for call, out in conv.results(tool.name) if not _refused_call(out)]
     if not results:
         cities = extract_cities(conv.last_user_text())
         if not cities:
