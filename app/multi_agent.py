@@ -20,7 +20,7 @@ exclusive handler runs per key at a time), a deadlock.
 """
 
 import restate
-from agents import Agent, RunContextWrapper
+from agents import Agent, RunContextWrapper, handoff
 from restate.ext.openai import durable_function_tool
 
 from app.utils.agent_runs import run_agent
@@ -33,14 +33,16 @@ from app.utils.sub_agents import run_eligibility_agent, run_fraud_agent
 medical_specialist = Agent[restate.ObjectContext](
     name="MedicalSpecialist",
     handoff_description="Handles medical insurance claims, from intake to final decision.",
-    instructions="Review medical claims for coverage and necessity. Approve or deny claims up to $50,000.",
+    instructions="Review medical claims for coverage and necessity. Approve or deny claims up to $50,000. "
+    "Hand any other claim back to the intake agent.",
     model=MODEL,
 )
 
 auto_specialist = Agent[restate.ObjectContext](
     name="AutoSpecialist",
     handoff_description="Handles auto insurance claims, from intake to final decision.",
-    instructions="Assess auto claims for liability and damage. Approve or deny claims up to $25,000.",
+    instructions="Assess auto claims for liability and damage. Approve or deny claims up to $25,000. "
+    "Hand any other claim back to the intake agent.",
     model=MODEL,
 )
 
@@ -51,6 +53,13 @@ intake_agent = Agent[restate.ObjectContext](
     handoffs=[medical_specialist, auto_specialist],
     model=MODEL,
 )
+
+# A specialist hands a claim outside its competence back to intake, which routes it again: a
+# customer whose last claim was medical is not stuck with the medical specialist for a car claim.
+# (A `handoff(...)`, not the Agent itself: the agents refer to each other, and a handoff is only
+# resolved when it is taken.)
+for specialist in (medical_specialist, auto_specialist):
+    specialist.handoffs.append(handoff(intake_agent))
 
 agents_by_name = {agent.name: agent for agent in (intake_agent, medical_specialist, auto_specialist)}
 

@@ -181,6 +181,10 @@ def handoff_router(conv: Conversation) -> Reply | None:
     for tool in handoffs:
         if kind in f"{tool.name} {tool.description}".lower():
             return Reply(calls=[(tool.name, {})])
+    back = next((t for t in handoffs if "intake" in t.name), None)
+    if back is not None:
+        # A specialist: decide its own kind of claim (claim_decider), hand any other back.
+        return None if _specialty(conv) == kind else Reply(calls=[(back.name, {})])
     names = ", ".join(t.name.removeprefix("transfer_to_") for t in handoffs)
     return Reply(text=f"I cannot route a claim of kind '{kind}': the specialists here are {names}.")
 
@@ -243,17 +247,24 @@ def claim_tools(conv: Conversation) -> Reply | None:
 _LIMIT = re.compile(r"up to \$?(\d[\d,]*)", re.IGNORECASE)
 
 
+def _specialty(conv: Conversation) -> str | None:
+    """medical or auto, for a specialist whose instructions name its kind of claims."""
+    instructions = conv.instructions.lower()
+    return next((k for k in ("medical", "auto") if f"{k} claims" in instructions), None)
+
+
 def claim_decider(conv: Conversation) -> Reply | None:
     """A specialist or decision agent without tools: decide the claim, within its limit if it has one."""
     instructions = conv.instructions.lower()
-    if conv.tools or "claim" not in instructions:
+    # Tools other than a handoff back to intake mean another skill's job.
+    if any("intake" not in t.name for t in conv.tools) or "claim" not in instructions:
         return None
     claim = _claim_of(conv)
     if claim.amount is None:
         return None
     limit_match = _LIMIT.search(conv.instructions)
     limit = float(limit_match.group(1).replace(",", "")) if limit_match else None
-    specialty = next((k for k in ("medical", "auto") if f"{k} claims" in instructions), None)
+    specialty = _specialty(conv)
     if specialty is not None and claim.kind() != specialty:
         return Reply(text=f"Rejected: this is not a {specialty} claim, so it is outside my competence.")
     if limit is not None and claim.amount > limit:
