@@ -45,6 +45,7 @@ from app.parallel_agents import agent_service as parallel_agent_claim_approval
 from app.parallel_tools_agent import agent_service as parallel_tool_claim_agent
 from app.sub_workflow_agent import agent_service as sub_workflow_claim_approval_agent
 from app.sub_workflow_agent import human_approval_workflow
+from app.utils.contract import enforce_input_contract
 from app.utils.llm import configure_openai_client
 from app.utils.recovery import announce_return
 from app.utils.sub_agents import (
@@ -85,6 +86,10 @@ services: list[restate.Service | restate.VirtualObject | restate.Workflow] = [
     fraud_agent_service,
     rate_comparison_agent_service,
 ]
+
+# Every handler's input is checked here, in one place: a request that breaks its model's rules is
+# an HTTP 400 naming the field (see app/utils/contract.py).
+enforce_input_contract(services)
 
 restate_app = restate.app(
     services=services,

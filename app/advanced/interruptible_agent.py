@@ -13,19 +13,25 @@ sees the whole conversation so far.
 The UI shows the first `run` as cancelled and the second one completing.
 """
 
-from typing import Any
+from typing import Any, ClassVar
 
 import restate
 from agents import Agent
-from pydantic import BaseModel, Field
 from restate.ext.openai import DurableRunner
 from restate.ext.openai.session import RestateSession
 
+from app.utils.contract import RequestModel, message_field
 from app.utils.llm import LLM_RETRY, MODEL
 
 
-class TaskInput(BaseModel):
-    message: str = Field(default="Write a short report about durable execution.", min_length=1)
+class TaskInput(RequestModel):
+    """A task for the agent, or new instructions for it."""
+
+    EXAMPLES: ClassVar[list[dict[str, Any]]] = [{"message": "Write a short report about durable execution."}]
+
+    message: str = message_field(
+        "Write a short report about durable execution.", "The task, or new instructions."
+    )
 
 
 task_agent = Agent[restate.ObjectContext](
