@@ -32,7 +32,7 @@ from app.advanced.interruptible_agent import interruptible_agent
 from app.advanced.long_running_agent import scheduled_agent
 from app.advanced.manual_loop_agent import manual_loop_agent
 from app.advanced.rollback_agent import agent_service as booking_with_rollback_agent
-from app.advanced.streaming_agent import agent_events, with_streams
+from app.advanced.streaming_agent import agent_events
 from app.advanced.streaming_agent import agent_service as streaming_agent
 from app.chat import chat
 from app.durable_agent import agent_service as weather_agent
@@ -91,14 +91,12 @@ services: list[restate.Service | restate.VirtualObject | restate.Workflow] = [
 # an HTTP 400 naming the field (see app/utils/contract.py).
 enforce_input_contract(services)
 
-restate_app = restate.app(
+# Only Restate calls this endpoint (signed requests); the public web process is app/web/.
+app = restate.app(
     services=services,
     # With keys set, only requests signed by our Restate Server are served (`make run` sets them).
     identity_keys=[key for key in os.environ.get("RESTATE_IDENTITY_KEYS", "").split(",") if key.strip()],
 )
-
-# The Restate services, plus the HTTP routes that stream an agent's progress (/streams/...).
-app = with_streams(restate_app)
 
 
 def _config(host: str, port: int) -> Config:
