@@ -25,6 +25,7 @@ from restate.ext.openai import DurableRunner, durable_function_tool
 
 from app.utils.llm import LLM_RETRY, MODEL
 from app.utils.models import InsuranceClaim
+from app.utils.session import BoundedSession
 from app.utils.sub_agents import run_eligibility_agent, run_fraud_agent
 
 # --- 1. Agents as handoffs, the last agent kept in state ---------------------------------------
@@ -64,7 +65,7 @@ async def run(ctx: restate.ObjectContext, claim: InsuranceClaim) -> str:
         agents_by_name.get(last_agent_name, intake_agent),
         f"Claim: {claim.model_dump_json(by_alias=True)}",
         context=ctx,
-        use_restate_session=True,
+        session=BoundedSession(),
         run_options=LLM_RETRY,
     )
     ctx.set("last_agent_name", result.last_agent.name)

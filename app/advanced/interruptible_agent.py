@@ -22,6 +22,7 @@ from restate.ext.openai.session import RestateSession
 
 from app.utils.contract import RequestModel, message_field
 from app.utils.llm import LLM_RETRY, MODEL
+from app.utils.session import BoundedSession
 
 
 class TaskInput(RequestModel):
@@ -49,7 +50,7 @@ async def run(ctx: restate.ObjectContext, task: TaskInput) -> str:
     # Remember which invocation works on the task, so that `interrupt` can cancel it.
     ctx.set("current_run", ctx.request().id)
     result = await DurableRunner.run(
-        task_agent, task.message, context=ctx, use_restate_session=True, run_options=LLM_RETRY
+        task_agent, task.message, context=ctx, session=BoundedSession(), run_options=LLM_RETRY
     )
     ctx.clear("current_run")
     return str(result.final_output)
