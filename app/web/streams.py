@@ -161,7 +161,9 @@ async def server_sent_events(request: Request) -> Response:
             request.app.state.open_streams -= 1
 
     # Starlette stops `frames` as soon as the client disconnects (it listens for http.disconnect).
-    return StreamingResponse(frames(), media_type="text/event-stream", headers={"cache-control": "no-cache"})
+    return StreamingResponse(
+        frames(), headers={"content-type": "text/event-stream", "cache-control": "no-cache"}
+    )
 
 
 routes = [
