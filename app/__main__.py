@@ -32,7 +32,7 @@ from app.advanced.interruptible_agent import interruptible_agent
 from app.advanced.long_running_agent import scheduled_agent
 from app.advanced.manual_loop_agent import manual_loop_agent
 from app.advanced.rollback_agent import agent_service as booking_with_rollback_agent
-from app.advanced.streaming_agent import agent_events, with_streams
+from app.advanced.streaming_agent import agent_events
 from app.advanced.streaming_agent import agent_service as streaming_agent
 from app.chat import chat
 from app.durable_agent import agent_service as weather_agent
@@ -45,6 +45,7 @@ from app.parallel_agents import agent_service as parallel_agent_claim_approval
 from app.parallel_tools_agent import agent_service as parallel_tool_claim_agent
 from app.sub_workflow_agent import agent_service as sub_workflow_claim_approval_agent
 from app.sub_workflow_agent import human_approval_workflow
+from app.utils.contract import enforce_input_contract
 from app.utils.llm import configure_openai_client
 from app.utils.logs import setup_logging
 from app.utils.recovery import announce_return
@@ -87,14 +88,16 @@ services: list[restate.Service | restate.VirtualObject | restate.Workflow] = [
     rate_comparison_agent_service,
 ]
 
-restate_app = restate.app(
+# Every handler's input is checked here, in one place: a request that breaks its model's rules is
+# an HTTP 400 naming the field (see app/utils/contract.py).
+enforce_input_contract(services)
+
+# Only Restate calls this endpoint (signed requests); the public web process is app/web/.
+app = restate.app(
     services=services,
     # With keys set, only requests signed by our Restate Server are served (`make run` sets them).
     identity_keys=[key for key in os.environ.get("RESTATE_IDENTITY_KEYS", "").split(",") if key.strip()],
 )
-
-# The Restate services, plus the HTTP routes that stream an agent's progress (/streams/...).
-app = with_streams(restate_app)
 
 
 def _config(host: str, port: int) -> Config:

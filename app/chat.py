@@ -1,9 +1,10 @@
 """Durable sessions: a chat agent whose conversation lives in a Virtual Object.
 
 Each chat is a `Chat` object, identified by its key (`Chat/<key>/...`). `message` runs the
-assistant with `use_restate_session=True`: the Agents SDK reads the conversation from the
-object's state and the new items are written back, journaled with the run, so the history
-survives crashes and restarts and is never half-written. Restate runs one `message` per key at a
+assistant with a Restate session (`session=BoundedSession()`, restate's `RestateSession` kept to
+the newest MAX_SESSION_ITEMS items, see app/utils/session.py): the Agents SDK reads the
+conversation from the object's state and the new items are written back, journaled with the run,
+so the history survives crashes and restarts and is never half-written. Restate runs one `message` per key at a
 time (an exclusive handler), so concurrent messages queue instead of overwriting each other;
 `get_history` is a shared handler and answers even while a message is being processed.
 
@@ -24,6 +25,7 @@ from restate.ext.openai.session import RestateSession
 from app.utils.agent_runs import run_agent
 from app.utils.llm import MODEL
 from app.utils.models import ChatMessage
+from app.utils.session import BoundedSession
 
 assistant = Agent[restate.ObjectContext](
     name="Assistant",
@@ -36,7 +38,7 @@ chat = restate.VirtualObject("Chat")
 
 @chat.handler()
 async def message(ctx: restate.ObjectContext, req: ChatMessage) -> str:
-    result = await run_agent(assistant, req.message, context=ctx, use_restate_session=True)
+    result = await run_agent(assistant, req.message, context=ctx, session=BoundedSession())
     return str(result.final_output)
 
 

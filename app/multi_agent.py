@@ -26,6 +26,7 @@ from restate.ext.openai import durable_function_tool
 from app.utils.agent_runs import run_agent
 from app.utils.llm import MODEL
 from app.utils.models import InsuranceClaim
+from app.utils.session import BoundedSession
 from app.utils.sub_agents import run_eligibility_agent, run_fraud_agent
 
 # --- 1. Agents as handoffs, the last agent kept in state ---------------------------------------
@@ -74,7 +75,7 @@ async def run(ctx: restate.ObjectContext, claim: InsuranceClaim) -> str:
         agents_by_name.get(last_agent_name, intake_agent),
         f"Claim: {claim.model_dump_json(by_alias=True)}",
         context=ctx,
-        use_restate_session=True,
+        session=BoundedSession(),
     )
     ctx.set("last_agent_name", result.last_agent.name)
     return str(result.final_output)

@@ -1,11 +1,13 @@
-"""The launcher behind `make run`: Restate Server + offline LLM (without a key) + the tour endpoint.
+"""The launcher behind `make run`: Restate Server + offline LLM (without a key) + the tour endpoint + web.
 
     python -m dev
 
 It starts restate-server with its data in .restate/ (so invocations and state survive a restart
-of `make run`), the offline stand-in LLM when OPENAI_API_KEY is unset, and `python -m app`; it
-registers the endpoint, prints the first curl command and forwards the endpoint's log. While it
-runs it restarts the endpoint when a file under app/ changes or when the endpoint dies (try
+of `make run`), the offline stand-in LLM when OPENAI_API_KEY is unset, `python -m app` (the
+endpoint, Restate's alone) and `python -m app.web` (the public web process: progress streams,
+on http://localhost:8000); it registers the endpoint, prints the first curl command and forwards
+the endpoint's log. While it runs it restarts the endpoint (and the web process) when a file
+under app/ changes, and either one when it dies (try
 `kill -9 $(cat .restate/endpoint.pid)`), re-registers it and asks Restate to retry the waiting
 invocations at once. Ctrl-C stops everything.
 
@@ -18,8 +20,8 @@ there is time to watch the other two carry on (try `kill -9 $(cat .restate/clust
 RESTATE_CLUSTER_PORTS moves the nodes' ports (see dev/cluster.py).
 
 Settings (environment): RESTATE_INGRESS_PORT (8080), RESTATE_ADMIN_PORT (9070),
-RESTATE_NODE_PORT (5122), APP_PORT (9080), APP_WORKERS (1; 2 with --cluster), OFFLINE_LLM_PORT
-(free port), RESTATE_DIR (.restate), RESTATE_ADMIN_URL (use a Restate Server that is already
+RESTATE_NODE_PORT (5122), APP_PORT (9080), APP_WORKERS (1; 2 with --cluster), WEB_PORT (8000),
+OFFLINE_LLM_PORT (free port), RESTATE_DIR (.restate), RESTATE_ADMIN_URL (use a Restate Server that is already
 running instead of starting one), APP_URL (the address that Restate should call the endpoint at).
 """
 
@@ -44,6 +46,7 @@ from dev.stack import (
     Ports,
     RestateServer,
     StackError,
+    Web,
     free_port,
     services_of,
 )
@@ -78,9 +81,11 @@ class Launcher:
         self.server: RestateServer | None = None
         self.llm: OfflineLLM | None = None
         self.endpoint: Endpoint | None = None
+        self.web: Web | None = None
         self.admin = Admin(self.external_admin or f"http://{LOOPBACK}:{self.ports.admin}")
         self.stopping = False
         self.endpoint_broken = False
+        self.web_broken = False
         self.identity_pem: Path | None = None
 
     # --- start-up --------------------------------------------------------------------------
@@ -135,9 +140,18 @@ class Launcher:
             on_line=lambda line: print(f"[app] {line}", flush=True),
         )
         self.start_endpoint()
+        self.web = Web(
+            self.ports.web,
+            endpoint_env["RESTATE_INGRESS_URL"],
+            {},
+            self.state_dir / "web.log",
+            on_line=lambda line: print(f"[web] {line}", flush=True),
+        )
+        self.start_web()
 
         ui = self.external_admin or f"http://localhost:{self.ports.admin}"
         say(f"Restate UI: {ui}   (invocations, journals, state)")
+        say(f"Public web: http://localhost:{self.ports.web}   (progress streams: /streams/<invocation id>)")
         if self.cluster is not None:
             say(
                 "the same cluster answers on every node: ingress "
@@ -200,6 +214,24 @@ class Launcher:
         deployment = self.admin.register(self.app_url)
         say(f"registered {self.app_url}: {', '.join(services_of(deployment))}")
 
+    def start_web(self) -> None:
+        assert self.web is not None
+        self.web.start()
+        self.web.wait_ready()
+        self.write_pid("web", self.web.pid)
+
+    def restart_web(self, why: str) -> None:
+        assert self.web is not None
+        say(f"{why}: restarting the web process")
+        self.web.stop()
+        try:
+            self.start_web()
+            self.web_broken = False
+        except StackError as e:
+            # Most likely an error in the code under app/web/: wait for the next save.
+            say(f"the web process did not come back: {e}")
+            self.web_broken = True
+
     def write_pid(self, name: str, pid: int) -> None:
         (self.state_dir / f"{name}.pid").write_text(f"{pid}\n")
 
@@ -228,9 +260,18 @@ class Launcher:
             if current != files:
                 files = current
                 self.restart_endpoint("a file under app/ changed")
+                if self.web is not None:
+                    self.restart_web("a file under app/ changed")
             elif not self.endpoint.alive() and not self.endpoint_broken:
                 code = self.endpoint.popen.returncode if self.endpoint.popen else None
                 self.restart_endpoint(f"the endpoint exited (code {code})")
+            if (
+                self.web is not None
+                and self.web.popen is not None
+                and not self.web.alive()
+                and not self.web_broken
+            ):
+                self.restart_web(f"the web process exited (code {self.web.popen.returncode})")
 
     def supervise_cluster(self) -> None:
         """A node that died is started again after NODE_RESTART_DELAY; the others carry on meanwhile."""
@@ -278,10 +319,10 @@ class Launcher:
         self.stopping = True
 
     def stop(self) -> None:
-        for proc in (self.endpoint, self.llm, self.server, self.cluster):
+        for proc in (self.web, self.endpoint, self.llm, self.server, self.cluster):
             if proc is not None:
                 proc.stop()
-        names = ["endpoint.pid", "restate-server.pid", "offline-llm.url"]
+        names = ["endpoint.pid", "web.pid", "restate-server.pid", "offline-llm.url"]
         names += [f"cluster/{name}.pid" for name in NODE_NAMES]
         for name in names:
             (self.state_dir / name).unlink(missing_ok=True)

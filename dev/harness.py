@@ -1,4 +1,4 @@
-"""The whole stack on free ports — real restate-server, offline LLM, endpoint — for tests and benchmarks.
+"""The whole stack on free ports — real restate-server, offline LLM, endpoint, web — for tests and benchmarks.
 
 They talk to it as a user does (HTTP through the ingress) and look inside through the admin API's
 SQL introspection. Built from `dev.stack`, the same parts `make run` uses.
@@ -23,6 +23,7 @@ from dev.stack import (
     OfflineLLM,
     Ports,
     RestateServer,
+    Web,
     free_port,
     worker_pids,
 )
@@ -70,6 +71,8 @@ class Tour:
         self.extra_endpoint_env = endpoint_env or {}
         self.endpoint: Endpoint | None = None
         self.endpoint_overrides: dict[str, str] = {}
+        self.web: Web | None = None
+        self.web_overrides: dict[str, str] = {}
         self.admin = Admin(f"http://127.0.0.1:{self.ports.admin}")
         self.ingress = f"http://127.0.0.1:{self.ports.ingress}"
         self.http = httpx.Client(base_url=self.ingress, timeout=60)
@@ -104,6 +107,7 @@ class Tour:
         }
         self.start_endpoint()
         self.admin.register(self.endpoint_url)
+        self.start_web()
 
     def admin_urls(self) -> str:
         """Where the endpoint announces that it is back (see app/utils/recovery.py)."""
@@ -120,6 +124,23 @@ class Tour:
         )
         self.endpoint.start()
         self.endpoint.wait_ready()
+
+    @property
+    def web_url(self) -> str:
+        """The public web process (progress streams): what a browser or `curl -N` reaches."""
+        return f"http://127.0.0.1:{self.ports.web}"
+
+    def start_web(self, **env_overrides: str) -> None:
+        self.web_overrides = env_overrides
+        self.web = Web(self.ports.web, self.ingress, env_overrides, self.workdir / "web.log")
+        self.web.start()
+        self.web.wait_ready()
+
+    def restart_web(self, **env_overrides: str) -> None:
+        """Stop and start the web process, e.g. with STREAM_IDLE_SECONDS set."""
+        if self.web is not None:
+            self.web.stop()
+        self.start_web(**env_overrides)
 
     def restart_endpoint(self, **env_overrides: str) -> None:
         """Stop and start the endpoint; as under `make run`, it asks Restate to retry its invocations."""
@@ -144,7 +165,7 @@ class Tour:
 
     def stop(self) -> None:
         self.http.close()
-        for proc in (self.endpoint, self.llm, self.restate):
+        for proc in (self.web, self.endpoint, self.llm, self.restate):
             if proc is not None:
                 proc.stop()
 

@@ -1,4 +1,4 @@
-"""The tour's processes — restate-server, the offline LLM, the endpoint — and the admin API.
+"""The tour's processes — restate-server, the offline LLM, the endpoint, the web — and the admin API.
 
 Shared by the launcher (`python -m dev`) and the end-to-end tests, so the tests run the stack the
 way a user does. Every failure a user can fix is a `StackError` with a one-line message.
@@ -75,6 +75,7 @@ class Ports:
     node: int = 5122
     app: int = 9080
     llm: int = 0  # 0: any free port
+    web: int = 8000
 
     @classmethod
     def from_env(cls) -> "Ports":
@@ -84,11 +85,12 @@ class Ports:
             node=int(os.environ.get("RESTATE_NODE_PORT", "5122")),
             app=int(os.environ.get("APP_PORT", "9080")),
             llm=int(os.environ.get("OFFLINE_LLM_PORT", "0")),
+            web=int(os.environ.get("WEB_PORT", "8000")),
         )
 
     @classmethod
     def free(cls) -> "Ports":
-        return cls(free_port(), free_port(), free_port(), free_port(), free_port())
+        return cls(free_port(), free_port(), free_port(), free_port(), free_port(), free_port())
 
 
 # --- processes -----------------------------------------------------------------------------------
@@ -383,6 +385,23 @@ class Endpoint(PythonService):
     ) -> None:
         args = ["app", "--host", LOOPBACK, "--port", str(port)]
         super().__init__("tour endpoint", args, port, "APP_PORT", env, log_path, on_line)
+
+
+class Web(PythonService):
+    """`python -m app.web`: the public web process (progress streams; later the pages)."""
+
+    def __init__(
+        self,
+        port: int,
+        ingress_url: str,
+        env: dict[str, str],
+        log_path: Path,
+        on_line: Callable[[str], None] | None = None,
+    ) -> None:
+        args = ["app.web", "--host", LOOPBACK, "--port", str(port)]
+        super().__init__(
+            "web", args, port, "WEB_PORT", {"RESTATE_INGRESS_URL": ingress_url, **env}, log_path, on_line
+        )
 
 
 def worker_pids(endpoint_pid: int) -> list[int]:

@@ -32,7 +32,7 @@ def running_tour(
     server_env: dict[str, str] | None = None,
     kind: type[Tour] = Tour,
 ) -> Iterator[Tour]:
-    """A real stack (restate-server, offline LLM, endpoint) on free ports, torn down even on failure.
+    """A real stack (restate-server, offline LLM, endpoint, web) on free ports, torn down even on failure.
 
     `kind=ClusterTour`: three restate-server nodes and an endpoint of two processes."""
     workdir = factory.mktemp(name)
@@ -66,12 +66,14 @@ def quick_suspend_tour(tmp_path_factory: pytest.TempPathFactory, _no_real_openai
 
 
 def fresh(stack: Tour) -> Iterator[Tour]:
-    """The stack with the stand-in's faults cleared and the endpoint running with default settings."""
+    """The stack with the stand-in's faults cleared, the endpoint and web running with default settings."""
     stack.llm.reset()
     if stack.endpoint is None or not stack.endpoint.alive() or stack.endpoint_overrides:
         if stack.endpoint is not None:
             stack.endpoint.stop()
         stack.start_endpoint()
+    if stack.web is None or not stack.web.alive() or stack.web_overrides:
+        stack.restart_web()
     yield stack
     stack.llm.reset()
 

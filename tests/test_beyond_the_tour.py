@@ -78,7 +78,7 @@ CLEAN_RUN = ["llm_start", "llm_end", "tool_start", "tool_end", "llm_start", "llm
 def sse_events(stack: Tour, run_id: str, last_event_id: int | None = None) -> list[dict[str, Any]]:
     headers = {"last-event-id": str(last_event_id)} if last_event_id is not None else {}
     events = []
-    with httpx.stream("GET", f"{stack.endpoint_url}/streams/{run_id}", headers=headers, timeout=60) as resp:
+    with httpx.stream("GET", f"{stack.web_url}/streams/{run_id}", headers=headers, timeout=60) as resp:
         assert resp.status_code == 200
         assert resp.headers["content-type"] == "text/event-stream"
         for line in resp.iter_lines():
@@ -105,11 +105,11 @@ def test_long_poll_returns_what_comes_after_the_offset(stack: Tour) -> None:
     run_id = stack.send("StreamingAgent/run", {"message": "What is the weather like in Paris?"})
     wait_until(lambda: stack.output(run_id).status_code == 200, what="the run")
 
-    page = httpx.get(f"{stack.endpoint_url}/streams/{run_id}/events", params={"offset": 4, "wait": 1}).json()
+    page = httpx.get(f"{stack.web_url}/streams/{run_id}/events", params={"offset": 4, "wait": 1}).json()
 
     assert [e["type"] for e in page["events"]] == CLEAN_RUN[4:]
     assert page["next_offset"] == len(CLEAN_RUN) and page["done"] is True
-    bad = httpx.get(f"{stack.endpoint_url}/streams/{run_id}/events", params={"offset": "soon"})
+    bad = httpx.get(f"{stack.web_url}/streams/{run_id}/events", params={"offset": "soon"})
     assert bad.status_code == 400
 
 
@@ -117,7 +117,7 @@ def test_long_poll_returns_what_comes_after_the_offset(stack: Tour) -> None:
 def test_a_reader_that_reconnects_after_a_crash_misses_none_and_sees_none_twice(stack: Tour) -> None:
     stack.llm.fault("weather", count=1, hang=30, status=200)  # the run is stuck in its weather step
     run_id = stack.send("StreamingAgent/run", {"message": "What is the weather like in Madrid?"})
-    url = f"{stack.endpoint_url}/streams/{run_id}/events"
+    url = f"{stack.web_url}/streams/{run_id}/events"
     first = wait_until(
         lambda: (
             (p := httpx.get(url, params={"offset": 0, "wait": 1}, timeout=10).json())["next_offset"] >= 3

@@ -65,6 +65,7 @@ def launcher_env(tmp_path: Path, ports: Ports, **extra: str) -> dict[str, str]:
         RESTATE_ADMIN_PORT=str(ports.admin),
         RESTATE_NODE_PORT=str(ports.node),
         APP_PORT=str(ports.app),
+        WEB_PORT=str(ports.web),
         RESTATE_DIR=str(tmp_path / "restate"),
         **extra,
     )
@@ -103,6 +104,9 @@ def test_make_run_serves_the_tour_restarts_a_killed_endpoint_and_stops_cleanly(
     launcher: Running, ports: Ports, tmp_path: Path
 ) -> None:
     launcher.wait_for("registered")
+    # The public web process runs at the printed address.
+    web = launcher.wait_for("Public web: ").split("Public web: ", 1)[1].split()[0]
+    assert web == f"http://localhost:{ports.web}"
     curl_line = launcher.wait_for("curl localhost:")
     assert sum("No OPENAI_API_KEY set" in line for line in launcher.seen) == 1
 
@@ -113,6 +117,7 @@ def test_make_run_serves_the_tour_restarts_a_killed_endpoint_and_stops_cleanly(
     # Requests are signed: the endpoint refuses a call that does not come from our restate-server.
     unsigned = httpx.post(f"http://127.0.0.1:{ports.app}/invoke/WeatherAgent/run", json={}, timeout=10)
     assert unsigned.status_code == 401
+    assert httpx.get(f"{web}/health", timeout=10).json()["status"] == "ok"
 
     # A crashed endpoint is brought back and registered again; the tour goes on.
     endpoint_pid = int((tmp_path / "restate" / "endpoint.pid").read_text())
@@ -129,14 +134,15 @@ def test_make_run_serves_the_tour_restarts_a_killed_endpoint_and_stops_cleanly(
 
     # Ctrl-C / SIGTERM: everything stops, exit code 0, ports released.
     children = [
-        int((tmp_path / "restate" / f"{name}.pid").read_text()) for name in ("restate-server", "endpoint")
+        int((tmp_path / "restate" / f"{name}.pid").read_text())
+        for name in ("restate-server", "endpoint", "web")
     ]
     launcher.proc.send_signal(signal.SIGTERM)
     assert launcher.proc.wait(timeout=30) == 0
     for pid in children:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
-    assert all(port_is_free(p) for p in (ports.ingress, ports.admin, ports.app))
+    assert all(port_is_free(p) for p in (ports.ingress, ports.admin, ports.app, ports.web))
 
 
 @pytest.mark.cluster
@@ -145,7 +151,7 @@ def test_make_cluster_serves_the_tour_on_three_nodes_and_brings_a_crashed_one_ba
     app = free_port()
     env = launcher_env(
         tmp_path,
-        Ports(nodes[0].ingress, nodes[0].admin, nodes[0].node, app),
+        Ports(nodes[0].ingress, nodes[0].admin, nodes[0].node, app, web=free_port()),
         RESTATE_CLUSTER_PORTS=",".join(f"{p.ingress},{p.admin},{p.node}" for p in nodes),
         NODE_RESTART_SECONDS="2",
     )

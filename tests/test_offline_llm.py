@@ -610,7 +610,7 @@ def test_a_high_claim_asks_a_human_with_the_claim_fields() -> None:
     reply = respond(conversation(CLAIM_INSTRUCTIONS, user("Process my hospital bill of 3000USD for a broken leg."),
                                  tools=[CLAIM_TOOL]))  # fmt: skip
     assert reply.calls == [
-        ("human_approval", {"claim": {"date": "not given", "amount": 3000.0, "category": "medical",
+        ("human_approval", {"claim": {"date": None, "amount": 3000.0, "category": "medical",
                                       "placeOfService": "hospital", "reason": "broken leg"}})
     ]  # fmt: skip
 

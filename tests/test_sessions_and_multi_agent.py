@@ -183,8 +183,11 @@ def test_an_auto_claim_lands_with_the_auto_specialist(stack: Tour) -> None:
 @pytest.mark.parametrize(
     ("body", "complaint"),
     [
-        ({k: v for k, v in claim("x").items() if k != "placeOfService"}, "placeOfService\n  Field required"),
-        ({**claim("x"), "amount": "three thousand"}, "amount\n  Input should be a valid number"),
+        (
+            {k: v for k, v in claim("x").items() if k != "placeOfService"},
+            "Invalid request: placeOfService: required",
+        ),
+        ({**claim("x"), "amount": "three thousand"}, "Invalid request: amount: must be a number"),
     ],
 )
 def test_a_malformed_claim_is_refused_with_a_message(
@@ -193,8 +196,8 @@ def test_a_malformed_claim_is_refused_with_a_message(
     for path in (f"MultiAgentClaimApproval/{new_key('bad')}/run", "RemoteMultiAgentClaimApproval/run"):
         resp = stack.call(path, body)
 
-        assert resp.status_code in (400, 500), resp.text
-        assert complaint in resp.json()["message"]
+        assert resp.status_code == 400, resp.text
+        assert resp.json()["message"] == complaint
         row = stack.invocation(resp.headers["x-restate-id"])
         assert row["status"] == "completed" and row["completion_result"] == "failure"
 

@@ -13,19 +13,26 @@ sees the whole conversation so far.
 The UI shows the first `run` as cancelled and the second one completing.
 """
 
-from typing import Any
+from typing import Any, ClassVar
 
 import restate
 from agents import Agent
-from pydantic import BaseModel, Field
 from restate.ext.openai.session import RestateSession
 
 from app.utils.agent_runs import run_agent
+from app.utils.contract import RequestModel, message_field
 from app.utils.llm import MODEL
+from app.utils.session import BoundedSession
 
 
-class TaskInput(BaseModel):
-    message: str = Field(default="Write a short report about durable execution.", min_length=1)
+class TaskInput(RequestModel):
+    """A task for the agent, or new instructions for it."""
+
+    EXAMPLES: ClassVar[list[dict[str, Any]]] = [{"message": "Write a short report about durable execution."}]
+
+    message: str = message_field(
+        "Write a short report about durable execution.", "The task, or new instructions."
+    )
 
 
 task_agent = Agent[restate.ObjectContext](
@@ -42,7 +49,7 @@ interruptible_agent = restate.VirtualObject("InterruptibleAgent")
 async def run(ctx: restate.ObjectContext, task: TaskInput) -> str:
     # Remember which invocation works on the task, so that `interrupt` can cancel it.
     ctx.set("current_run", ctx.request().id)
-    result = await run_agent(task_agent, task.message, context=ctx, use_restate_session=True)
+    result = await run_agent(task_agent, task.message, context=ctx, session=BoundedSession())
     ctx.clear("current_run")
     return str(result.final_output)
 

@@ -8,28 +8,25 @@ after its offset, so a reader that reconnects from its offset misses none and se
 
     curl localhost:8080/StreamingAgent/run/send --json '{"message": "What is the weather like in Tokyo?"}'
         -> {"invocationId": "inv_1ab...", ...}
-    curl -N localhost:9080/streams/inv_1ab...                 # server-sent events, until done
-    curl 'localhost:9080/streams/inv_1ab.../events?offset=2&wait=10'   # long-poll from offset 2
+    curl -N localhost:8000/streams/inv_1ab...                 # server-sent events, until done
+    curl 'localhost:8000/streams/inv_1ab.../events?offset=2&wait=10'   # long-poll from offset 2
 
-The two /streams routes are served by the endpoint next to the Restate services (they read the
-topic through the Restate ingress); `curl localhost:8080/AgentEvents/inv_1ab.../read --json '{"offset": 0}'`
-reads the topic directly.
+The two /streams routes are served by the public web process (app/web/, port 8000 under
+`make run`), which reads the topic through the Restate ingress; the endpoint serves Restate
+only. `curl localhost:8080/AgentEvents/inv_1ab.../read --json '{"offset": 0}'` reads the topic
+directly. Publishing is ingress-private: only the agent's own invocation writes to its topic
+(a `publish` through the ingress is refused).
 """
 
-import asyncio
-import json
-import os
-import time
-from typing import Any
-from urllib.parse import parse_qs
+from typing import Any, ClassVar
 
-import httpx
 import restate
 from agents import Agent, ModelResponse, RunContextWrapper, RunHooks, TResponseInputItem
-from pydantic import BaseModel, Field
+from pydantic import Field
 from restate.ext.openai import durable_function_tool
 
 from app.utils.agent_runs import run_agent
+from app.utils.contract import RequestModel
 from app.utils.llm import MODEL
 from app.utils.models import WeatherPrompt, WeatherRequest, WeatherResponse
 from app.utils.utils import fetch_weather
@@ -39,11 +36,16 @@ from app.utils.utils import fetch_weather
 agent_events = restate.VirtualObject("AgentEvents")
 
 
-class ReadRequest(BaseModel):
+class ReadRequest(RequestModel):
+    """Where to read from in a run's progress events."""
+
+    EXAMPLES: ClassVar[list[dict[str, Any]]] = [{"offset": 0}]
+
     offset: int = Field(default=0, ge=0, description="Number of events already seen.")
 
 
-@agent_events.handler()
+# Only the agent publishes (a one-way call from its own invocation); the ingress refuses it.
+@agent_events.handler(ingress_private=True)
 async def publish(ctx: restate.ObjectContext, event: dict[str, Any]) -> None:
     events: list[dict[str, Any]] = await ctx.get("events", type_hint=list) or []
     events.append({**event, "offset": len(events)})
@@ -121,83 +123,3 @@ async def run(ctx: restate.Context, prompt: WeatherPrompt) -> str:
         raise
     emit(ctx, {"type": "done", "output": str(result.final_output)})
     return str(result.final_output)
-
-
-# --- reading the stream over HTTP (served by the endpoint, outside Restate) -----------------------
-
-INGRESS = os.environ.get("RESTATE_INGRESS_URL", "http://localhost:8080").rstrip("/")
-POLL_SECONDS = 0.25
-
-
-async def _read(client: httpx.AsyncClient, run_id: str, offset: int) -> dict[str, Any]:
-    resp = await client.post(f"{INGRESS}/AgentEvents/{run_id}/read", json={"offset": offset})
-    resp.raise_for_status()
-    page: dict[str, Any] = resp.json()
-    return page
-
-
-async def _long_poll(run_id: str, offset: int, wait: float) -> dict[str, Any]:
-    deadline = time.monotonic() + wait
-    async with httpx.AsyncClient(timeout=30) as client:
-        while True:
-            page = await _read(client, run_id, offset)
-            if page["events"] or page["done"] or time.monotonic() >= deadline:
-                return page
-            await asyncio.sleep(POLL_SECONDS)
-
-
-async def streams_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    """GET /streams/{run_id} (server-sent events) and /streams/{run_id}/events (long-poll JSON)."""
-    parts = scope["path"].strip("/").split("/")
-    query = {k: v[-1] for k, v in parse_qs(scope.get("query_string", b"").decode()).items()}
-    headers = {k.decode().lower(): v.decode() for k, v in scope.get("headers", [])}
-    if scope["method"] != "GET" or len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] != "events"):
-        await _respond(send, 404, b'{"message": "GET /streams/{run_id} or /streams/{run_id}/events"}')
-        return
-    run_id = parts[1]
-    try:
-        # A reconnecting SSE client sends the id of the last event it saw.
-        offset = int(
-            query.get("offset") or (int(headers["last-event-id"]) + 1 if "last-event-id" in headers else 0)
-        )
-        wait = min(float(query.get("wait", "10")), 60.0)
-    except ValueError:
-        await _respond(send, 400, b'{"message": "offset must be an integer and wait a number of seconds"}')
-        return
-
-    if len(parts) == 3:
-        await _respond(send, 200, json.dumps(await _long_poll(run_id, offset, wait)).encode())
-        return
-
-    await send({"type": "http.response.start", "status": 200, "headers": [
-        (b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]})  # fmt: skip
-    async with httpx.AsyncClient(timeout=30) as client:
-        while True:
-            page = await _read(client, run_id, offset)
-            for event in page["events"]:
-                frame = f"id: {event['offset']}\nevent: {event['type']}\ndata: {json.dumps(event)}\n\n"
-                await send({"type": "http.response.body", "body": frame.encode(), "more_body": True})
-            offset = page["next_offset"]
-            if page["done"]:
-                break
-            await asyncio.sleep(POLL_SECONDS)
-    await send({"type": "http.response.body", "body": b""})
-
-
-async def _respond(send: Any, status: int, body: bytes) -> None:
-    await send(
-        {"type": "http.response.start", "status": status, "headers": [(b"content-type", b"application/json")]}
-    )
-    await send({"type": "http.response.body", "body": body})
-
-
-def with_streams(restate_app: Any) -> Any:
-    """The endpoint's ASGI app: /streams/... here, everything else to the Restate services."""
-
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope["path"].startswith("/streams/"):
-            await streams_app(scope, receive, send)
-        else:
-            await restate_app(scope, receive, send)
-
-    return app

@@ -1,27 +1,45 @@
 """Pydantic models of the tour.
 
-The defaults are the tour's example inputs: the Restate UI playground shows them pre-filled and
-`curl ... --json '{}'` works.
+Every handler input derives from `RequestModel` (app/utils/contract.py): unknown fields are
+refused, types are strict (no "3000" or `true` for a number), text is bounded (prompts by
+MAX_MESSAGE_CHARS, default 4000), amounts are positive and finite, dates are ISO dates. A request
+that breaks a rule gets HTTP 400 naming the field. The defaults and `EXAMPLES` are the tour's
+inputs: the Restate UI playground shows them pre-filled, and `curl ... --json '{}'` works where
+every field has a default.
 """
+
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from app.utils.contract import IsoDate, PositiveAmount, RequestModel, ShortText, message_field
 
-class WeatherPrompt(BaseModel):
+TOUR_CLAIM: dict[str, Any] = {
+    "date": "2024-10-01",
+    "amount": 3000,
+    "category": "orthopedic",
+    "placeOfService": "General Hospital",
+    "reason": "hospital bill for a broken leg",
+}
+
+
+class WeatherPrompt(RequestModel):
     """A question for the WeatherAgent."""
 
-    message: str = Field(
-        default="What is the weather like in San Francisco?",
-        min_length=1,
-        description="The question to ask, naming a city.",
+    EXAMPLES: ClassVar[list[dict[str, Any]]] = [{"message": "What is the weather like in San Francisco?"}]
+
+    message: str = message_field(
+        "What is the weather like in San Francisco?", "The question to ask, naming a city."
     )
 
 
-class WeatherRequest(BaseModel):
+class WeatherRequest(RequestModel):
     """Request to get the weather for a city."""
 
-    city: str = Field(description="The name of the city, e.g. San Francisco.")
+    EXAMPLES: ClassVar[list[dict[str, Any]]] = [{"city": "San Francisco"}]
+
+    city: ShortText = Field(description="The name of the city, e.g. San Francisco.")
 
 
 class WeatherResponse(BaseModel):
@@ -31,38 +49,57 @@ class WeatherResponse(BaseModel):
     description: str = Field(description="Short description, e.g. Partly cloudy.")
 
 
-class ClaimPrompt(BaseModel):
+class ClaimPrompt(RequestModel):
     """An insurance claim, described in words."""
 
-    message: str = Field(
-        default="Process my hospital bill of 3000USD for a broken leg.",
-        min_length=1,
-        description="The claim in plain words: what happened, where, and the amount.",
+    EXAMPLES: ClassVar[list[dict[str, Any]]] = [
+        {"message": "Process my hospital bill of 3000USD for a broken leg."}
+    ]
+
+    message: str = message_field(
+        "Process my hospital bill of 3000USD for a broken leg.",
+        "The claim in plain words: what happened, where, and the amount.",
     )
 
 
-class InsuranceClaim(BaseModel):
+class InsuranceClaim(RequestModel):
     """An insurance claim. JSON field names are camelCase (placeOfService)."""
+
+    # Also the argument of claim tools, filled in by the LLM (and this docstring is in the tool's
+    # schema): the rules are validators that stay out of the tool's JSON schema (see RequestModel).
 
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
 
-    date: str = Field(description="When the costs were incurred, e.g. 2024-10-01.")
-    amount: float = Field(description="The amount claimed.")
-    category: str = Field(description="The kind of claim, e.g. medical or auto.")
-    place_of_service: str = Field(description="Where the service was provided, e.g. a hospital.")
-    reason: str = Field(description="What the claim is for, e.g. a broken leg.")
+    EXAMPLES: ClassVar[list[dict[str, Any]]] = [TOUR_CLAIM]
+
+    date: IsoDate | None = Field(
+        default=None,
+        description="When the costs were incurred, YYYY-MM-DD (e.g. 2024-10-01); null if unknown.",
+    )
+    amount: PositiveAmount = Field(description="The amount claimed, greater than 0.")
+    category: ShortText = Field(description="The kind of claim, e.g. medical or auto.")
+    place_of_service: ShortText = Field(description="Where the service was provided, e.g. a hospital.")
+    reason: ShortText = Field(description="What the claim is for, e.g. a broken leg.")
 
 
-class ChatMessage(BaseModel):
+class ChatMessage(RequestModel):
     """One message to the chat assistant."""
 
-    message: str = Field(default="Make a poem about durable execution.", min_length=1)
+    EXAMPLES: ClassVar[list[dict[str, Any]]] = [{"message": "My name is Alice."}]
+
+    message: str = message_field("Make a poem about durable execution.", "What you say to the assistant.")
 
 
-class MultiWeatherPrompt(BaseModel):
+class MultiWeatherPrompt(RequestModel):
     """A question about the weather in one or more cities."""
 
-    message: str = Field(default="What is the weather like in New York and San Francisco?", min_length=1)
+    EXAMPLES: ClassVar[list[dict[str, Any]]] = [
+        {"message": "What is the weather like in New York and San Francisco?"}
+    ]
+
+    message: str = message_field(
+        "What is the weather like in New York and San Francisco?", "The question, naming one or more cities."
+    )
 
 
 class HotelBooking(BaseModel):
@@ -97,14 +134,24 @@ class CarBooking(BaseModel):
     )
 
 
-class BookingPrompt(BaseModel):
+class BookingPrompt(RequestModel):
     """A trip to book: hotel, flight and car."""
 
-    booking_id: str = Field(default="", description="Your reference for this trip; empty: one is generated.")
-    message: str = Field(
-        default="I need to book a business trip to San Francisco from March 15-17. Flying from JFK, "
+    EXAMPLES: ClassVar[list[dict[str, Any]]] = [
+        {
+            "booking_id": "",
+            "message": "I need to book a business trip to San Francisco from March 15-17. Flying from JFK, "
+            "need a hotel downtown for 1 guest and a compact car.",
+        }
+    ]
+
+    booking_id: str = Field(
+        default="", max_length=100, description="Your reference for this trip; empty: one is generated."
+    )
+    message: str = message_field(
+        "I need to book a business trip to San Francisco from March 15-17. Flying from JFK, "
         "need a hotel downtown for 1 guest and a compact car.",
-        min_length=1,
+        "The trip in plain words.",
     )
 
 

@@ -33,7 +33,7 @@ class Claim:
     category: str
     place: str
     reason: str
-    date: str
+    date: str | None  # ISO date, None when the text names none
 
     def money(self) -> str:
         return f"{self.amount:,.0f} {self.currency}" if self.amount is not None else "an unknown amount"
@@ -104,7 +104,7 @@ def parse_claim(text: str) -> Claim:
             category=str(data.get("category", "other")).lower(),
             place=str(data.get("placeOfService") or data.get("place_of_service") or "unknown"),
             reason=str(data.get("reason", "not given")),
-            date=str(data.get("date", "not given")),
+            date=str(data["date"]) if data.get("date") else None,
         )
     lowered = text.lower()
     amount, currency = _amount(text)
@@ -114,9 +114,7 @@ def parse_claim(text: str) -> Claim:
     reason_match = _REASON.search(text)
     reason = reason_match.group("reason").strip() if reason_match else text.strip().rstrip(".")
     date_match = _DATE.search(text)
-    return Claim(
-        amount, currency, category, place, reason, date_match.group(1) if date_match else "not given"
-    )
+    return Claim(amount, currency, category, place, reason, date_match.group(1) if date_match else None)
 
 
 def _approval_tool(conv: Conversation) -> Tool | None:

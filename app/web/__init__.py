@@ -1,0 +1,43 @@
+"""The public web process: what people and browsers reach (the endpoint is Restate's alone).
+
+    python -m app.web            # http://127.0.0.1:8000 (WEB_HOST / WEB_PORT, or --host / --port)
+
+It talks to Restate only through the ingress (RESTATE_INGRESS_URL, default
+http://localhost:8080), never to the endpoint. Today it serves the agents' progress streams
+(app/web/streams.py); pages (the reviewers' inbox, a run view, the chat) join it as routes of
+their own modules. `make run` starts it and prints its address.
+
+    GET /health                                  {"status": "ok", "open_streams": 0}
+    GET /streams/<invocation id>                 server-sent events until the run is done
+    GET /streams/<invocation id>/events?offset=N&wait=S    long-poll: JSON, events after N
+"""
+
+import contextlib
+from collections.abc import AsyncIterator
+
+import httpx
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from app.web import streams
+from app.web.settings import Settings
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or Settings.from_env()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with httpx.AsyncClient(base_url=settings.ingress_url, timeout=30) as client:
+            app.state.ingress = client
+            yield
+
+    async def health(request: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok", "open_streams": request.app.state.open_streams})
+
+    app = Starlette(routes=[Route("/health", health), *streams.routes], lifespan=lifespan)
+    app.state.settings = settings
+    app.state.open_streams = 0
+    return app

@@ -1,0 +1,172 @@
+"""Reading an agent's progress stream (the `AgentEvents` topic of app/advanced/streaming_agent.py).
+
+    GET /streams/<invocation id>                   text/event-stream: every event, until `done`
+    GET /streams/<invocation id>/events?offset=N&wait=S    JSON {"events", "next_offset", "done"}
+
+Both read the topic through the Restate ingress (`AgentEvents/<id>/read`). An SSE reader that
+reconnects sends `Last-Event-ID` and gets the events after it: none missed, none twice.
+
+- 404 at once for a run Restate does not know (the ingress's invocation status says so, and the
+  topic holds no event for it); 400 for an offset that is not a whole number >= 0, or a wait that
+  is not a number of seconds between 0 and 60.
+- A stream ends when the run is done, when the reader goes away (nothing is polled for it after
+  that), or after STREAM_IDLE_SECONDS (default 300) without a new event, with a last `idle`
+  event: reconnect to read on.
+- 502 if the ingress cannot be reached.
+"""
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from app.web.settings import Settings
+
+
+class BadRequest(Exception):
+    pass
+
+
+def _whole_number(name: str, raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequest(f"{name} must be a whole number >= 0 (got {raw!r})") from None
+    if value < 0:
+        raise BadRequest(f"{name} must be a whole number >= 0 (got {raw!r})")
+    return value
+
+
+def _offset(request: Request) -> int:
+    if (raw := request.query_params.get("offset")) is not None:
+        return _whole_number("offset", raw)
+    if (last := request.headers.get("last-event-id")) is not None:
+        # A reconnecting SSE client sends the id (offset) of the last event it saw.
+        return _whole_number("Last-Event-ID", last) + 1
+    return 0
+
+
+def _wait(request: Request, settings: Settings) -> float:
+    raw = request.query_params.get("wait", "10")
+    try:
+        wait = float(raw)
+    except ValueError:
+        wait = -1.0
+    if not 0 <= wait <= settings.max_wait_seconds:  # also refuses nan
+        raise BadRequest(
+            f"wait must be a number of seconds from 0 to {settings.max_wait_seconds:g} (got {raw!r})"
+        )
+    return wait
+
+
+async def _read(client: httpx.AsyncClient, run_id: str, offset: int) -> dict[str, Any]:
+    resp = await client.post(f"/AgentEvents/{quote(run_id, safe='')}/read", json={"offset": offset})
+    resp.raise_for_status()
+    page: dict[str, Any] = resp.json()
+    return page
+
+
+async def _run_exists(client: httpx.AsyncClient, run_id: str) -> bool:
+    """Does Restate know this invocation? Asked through the ingress, as any reader could."""
+    resp = await client.get(f"/restate/invocation/{quote(run_id, safe='')}/output")
+    if resp.headers.get("x-restate-error-source") == "ingress" and resp.status_code in (400, 404):
+        # Not found, or not an invocation id at all. A run whose record is gone (after its
+        # retention) still has its events.
+        return bool((await _read(client, run_id, 0))["events"])
+    return True  # done (200 or its failure), or still running (470)
+
+
+def _message(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"message": message}, status_code=status)
+
+
+async def _checked(request: Request) -> tuple[str, int, httpx.AsyncClient] | Response:
+    """The run id, the offset and the ingress client; or the response that refuses the request."""
+    run_id: str = request.path_params["run_id"]
+    try:
+        offset = _offset(request)
+    except BadRequest as e:
+        return _message(400, str(e))
+    client: httpx.AsyncClient = request.app.state.ingress
+    try:
+        if not await _run_exists(client, run_id):
+            return _message(404, f"unknown run: {run_id} (use the invocationId that /send returned)")
+    except httpx.HTTPError as e:
+        return _message(502, f"the Restate ingress could not be reached: {e}")
+    return run_id, offset, client
+
+
+async def long_poll(request: Request) -> Response:
+    settings: Settings = request.app.state.settings
+    try:
+        wait = _wait(request, settings)
+    except BadRequest as e:
+        return _message(400, str(e))
+    checked = await _checked(request)
+    if isinstance(checked, Response):
+        return checked
+    run_id, offset, client = checked
+    deadline = time.monotonic() + wait
+    try:
+        while True:
+            page = await _read(client, run_id, offset)
+            if page["events"] or page["done"] or time.monotonic() >= deadline:
+                return JSONResponse(page)
+            await asyncio.sleep(settings.poll_seconds)
+    except httpx.HTTPError as e:
+        return _message(502, f"the Restate ingress could not be reached: {e}")
+
+
+def _frame(event: dict[str, Any]) -> str:
+    return f"id: {event['offset']}\nevent: {event['type']}\ndata: {json.dumps(event)}\n\n"
+
+
+async def server_sent_events(request: Request) -> Response:
+    settings: Settings = request.app.state.settings
+    checked = await _checked(request)
+    if isinstance(checked, Response):
+        return checked
+    run_id, offset, client = checked
+
+    async def frames() -> AsyncIterator[str]:
+        nonlocal offset
+        # Counted while open, so /health shows that a reader who went away is no longer served.
+        request.app.state.open_streams += 1
+        try:
+            last_event = time.monotonic()
+            while True:
+                page = await _read(client, run_id, offset)
+                for event in page["events"]:
+                    yield _frame(event)
+                if page["events"]:
+                    last_event = time.monotonic()
+                offset = page["next_offset"]
+                if page["done"]:
+                    return
+                if time.monotonic() - last_event >= settings.stream_idle_seconds:
+                    idle = {"type": "idle", "seconds": settings.stream_idle_seconds, "next_offset": offset}
+                    yield f"event: idle\ndata: {json.dumps(idle)}\n\n"
+                    return
+                await asyncio.sleep(settings.poll_seconds)
+        except httpx.HTTPError as e:
+            yield f"event: error\ndata: {json.dumps({'type': 'error', 'message': f'ingress: {e}'})}\n\n"
+        finally:
+            request.app.state.open_streams -= 1
+
+    # Starlette stops `frames` as soon as the client disconnects (it listens for http.disconnect).
+    return StreamingResponse(
+        frames(), headers={"content-type": "text/event-stream", "cache-control": "no-cache"}
+    )
+
+
+routes = [
+    Route("/streams/{run_id}", server_sent_events, methods=["GET"]),
+    Route("/streams/{run_id}/events", long_poll, methods=["GET"]),
+]
