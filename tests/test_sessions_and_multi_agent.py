@@ -180,6 +180,30 @@ def test_an_auto_claim_lands_with_the_auto_specialist(stack: Tour) -> None:
     assert object_state(stack, "MultiAgentClaimApproval", key)["last_agent_name"] == '"AutoSpecialist"'
 
 
+def test_a_specialist_hands_a_claim_outside_its_competence_back_to_intake(stack: Tour) -> None:
+    key = new_key("customer")
+    first = stack.call(f"MultiAgentClaimApproval/{key}/run", claim("hospital bill for a broken leg (h1)"))
+    assert first.status_code == 200, first.text
+    assert object_state(stack, "MultiAgentClaimApproval", key)["last_agent_name"] == '"MedicalSpecialist"'
+
+    # The same customer's car claim starts with the medical specialist, who hands it back.
+    resp = stack.call(
+        f"MultiAgentClaimApproval/{key}/run", claim("rear bumper after a collision (h2)", "auto", 1800)
+    )
+
+    assert resp.status_code == 200, resp.text
+    assert resp.json() == (
+        "As the auto specialist, I reviewed the claim of 1,800 USD for rear bumper after a collision (h2): "
+        "approved."
+    )
+    assert [c["agent"][:30] for c in stack.llm_calls("(h2)")] == [
+        "Review medical claims for cove",
+        "Route insurance claims to the ",
+        "Assess auto claims for liabili",
+    ]
+    assert object_state(stack, "MultiAgentClaimApproval", key)["last_agent_name"] == '"AutoSpecialist"'
+
+
 @pytest.mark.parametrize(
     ("body", "complaint"),
     [
