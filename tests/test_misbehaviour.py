@@ -149,14 +149,22 @@ ALWAYS: dict[str, Callable[[Case, str], bool]] = {
         msg.startswith(LOOPING)
         and (
             # an agent without tools gets a call to a tool it does not have
-            "invalid arguments" in msg or "unknown tool" in msg or case.chat_api
+            "invalid arguments" in msg
+            or "unknown tool" in msg
+            or case.chat_api
+            # handoffs take no arguments: agents handing the claim back and forth
+            or "transfer_to_" in msg
         )
     ),
     "bad_args": lambda case, msg: (
         msg.startswith(LOOPING)
         and (
             # an agent without tools gets a call to a tool it does not have
-            "invalid arguments" in msg or "unknown tool" in msg or case.chat_api
+            "invalid arguments" in msg
+            or "unknown tool" in msg
+            or case.chat_api
+            # handoffs take no arguments: agents handing the claim back and forth
+            or "transfer_to_" in msg
         )
     ),
     "endless_tools": lambda case, msg: msg.startswith(LOOPING),

@@ -32,6 +32,7 @@ import restate
 from agents import (
     Agent,
     Handoff,
+    HandoffCallItem,
     MaxTurnsExceeded,
     ModelRefusalError,
     RunConfig,
@@ -75,14 +76,15 @@ RUN_CONFIG = RunConfig(
 
 
 def describe_tool_calls(items: list[Any], known_tools: set[str]) -> str:
-    """`get_weather x10` or `unknown tool 'x' x3, get_weather x2 (invalid arguments x2)`."""
+    """`get_weather x10` or `unknown tool 'x' x3, get_weather x2 (invalid arguments x2)`; handoffs
+    count as the calls they are (`transfer_to_intakeagent x2`)."""
     outputs = {
         _raw(item, "call_id"): str(item.output) for item in items if isinstance(item, ToolCallOutputItem)
     }
     calls: Counter[str] = Counter()
     invalid: Counter[str] = Counter()
     for item in items:
-        if not isinstance(item, ToolCallItem):
+        if not isinstance(item, ToolCallItem | HandoffCallItem):
             continue
         name = str(_raw(item, "name") or "?")
         calls[name] += 1
