@@ -53,11 +53,11 @@ MAX_TURNS = int(os.environ.get("AGENT_MAX_TURNS", "10"))
 
 
 def without_nulls(data: CallModelData[Any]) -> ModelInputData:
-    """The model's input without `null` fields, which the API refuses where it expects a value.
+    """The model's input without `null` fields, as the API's schema has them: absent, not null.
 
     A journaled LLM answer comes back from Restate with every optional field present, as `null`
-    (e.g. a function call's `namespace`); the Agents SDK sends such items back as the next turn's
-    input, and OpenAI answers 400 "expected a string, but got null".
+    (e.g. a function call's `namespace`), and the Agents SDK sends such items back as the next
+    turn's input; the published schema types these fields as strings.
     """
     items = [
         {key: value for key, value in item.items() if value is not None} if isinstance(item, dict) else item
