@@ -12,17 +12,13 @@ import signal
 import sys
 
 from hypercorn.asyncio import serve
-from hypercorn.config import Config
 
+from app.utils.serving import hypercorn_config
 from app.web import create_app
 
 
 async def _serve(host: str, port: int) -> None:
-    config = Config()
-    config.bind = [f"{host}:{port}"]
-    config.graceful_timeout = 1.0
-    config.accesslog = None
-    config.errorlog = logging.getLogger("hypercorn.error")
+    config = hypercorn_config(host, port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
