@@ -133,6 +133,32 @@ def _check_type(value: Any, node: dict[str, Any], param: str) -> None:
             param,
             "invalid_type",
         )
+    if _type_of(value) in ("integer", "number"):
+        low, high = _bounds(node)
+        if low is not None and value < low:
+            raise InvalidRequest(
+                f"Invalid '{param}': {_type_of(value)} below minimum value. Expected a value >= {low:g}, "
+                f"but got {value:g} instead.",
+                param,
+                f"{_type_of(value)}_below_min_value",
+            )
+        if high is not None and value > high:
+            raise InvalidRequest(
+                f"Invalid '{param}': {_type_of(value)} above maximum value. Expected a value <= {high:g}, "
+                f"but got {value:g} instead.",
+                param,
+                f"{_type_of(value)}_above_max_value",
+            )
+
+
+def _bounds(node: dict[str, Any]) -> tuple[float | None, float | None]:
+    """The minimum and maximum of the numeric branch of a schema, if it sets them."""
+    node = _deref(node)
+    for option in node.get("anyOf") or node.get("oneOf") or []:
+        low, high = _bounds(option)
+        if low is not None or high is not None:
+            return low, high
+    return node.get("minimum"), node.get("maximum")
 
 
 def _check_required(item: dict[str, Any], schema: str, where: str) -> None:
