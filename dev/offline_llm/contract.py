@@ -171,7 +171,9 @@ def _check_required(item: dict[str, Any], schema: str, where: str) -> None:
                 "missing_required_parameter",
             )
     for name, value in item.items():
-        if name in props:
+        # An optional field sent as null counts as not sent: the Restate integration journals the
+        # SDK's items and sends them back with every optional field, e.g. `"namespace": null`.
+        if name in props and not (value is None and name not in required):
             _check_type(value, props[name], f"{where}.{name}")
 
 
