@@ -341,6 +341,10 @@ INVALID: list[tuple[str, str, Any, str | None, str]] = [
     ("chat-tool-choice-not-offered", "/v1/chat/completions",
      {**CHAT, "tool_choice": {"type": "function", "function": {"name": "launch_rocket"}}}, "tool_choice",
      "launch_rocket"),
+    ("chat-content-of-wrong-type", "/v1/chat/completions", {**CHAT, "messages": [{"role": "user", "content": 5}]},
+     "messages.[0].content", "Invalid type for 'messages.[0].content'"),
+    ("responses-message-without-content", "/v1/responses", {**RESPONSES, "input": [{"role": "user"}]},
+     "input[0].content", "Missing required parameter: 'input[0].content'"),
     ("chat-not-json", "/v1/chat/completions", b"{model: ", None, "invalid JSON body"),
     ("chat-not-an-object", "/v1/chat/completions", [CHAT], None, "must be a JSON object"),
 ]  # fmt: skip

@@ -243,12 +243,7 @@ def _check_input_items(items: list[Any]) -> None:
                     f"{where}.role",
                     "invalid_value",
                 )
-            if "content" not in item:
-                raise InvalidRequest(
-                    f"Missing required parameter: '{where}.content'.",
-                    f"{where}.content",
-                    "missing_required_parameter",
-                )
+            _check_required(item, "EasyInputMessage", where)
     for call_id in calls:
         if call_id not in answered:
             raise InvalidRequest(f"No tool output found for function call {call_id}.", "input")
@@ -256,7 +251,14 @@ def _check_input_items(items: list[Any]) -> None:
 
 # --- Chat Completions ------------------------------------------------------------------------------
 
-_CHAT_ROLES = ("system", "developer", "user", "assistant", "tool", "function")
+_CHAT_ROLES = {
+    "system": "ChatCompletionRequestSystemMessage",
+    "developer": "ChatCompletionRequestDeveloperMessage",
+    "user": "ChatCompletionRequestUserMessage",
+    "assistant": "ChatCompletionRequestAssistantMessage",
+    "tool": "ChatCompletionRequestToolMessage",
+    "function": "ChatCompletionRequestFunctionMessage",
+}
 
 
 def check_chat_request(body: Any) -> None:
@@ -285,24 +287,16 @@ def check_chat_request(body: Any) -> None:
             )
         if role != "tool" and pending:
             _unanswered(pending)
+        _check_required(m, _CHAT_ROLES[role], where)
         if role == "assistant":
-            _check_required(m, "ChatCompletionRequestAssistantMessage", where)
             for j, call in enumerate(m.get("tool_calls") or []):
                 _check_required(call, "ChatCompletionMessageToolCall", f"{where}.tool_calls.[{j}]")
                 pending[call["id"]] = i
-        elif role == "tool":
-            _check_required(m, "ChatCompletionRequestToolMessage", where)
-            if pending.pop(m["tool_call_id"], None) is None:
-                raise InvalidRequest(
-                    "Invalid parameter: messages with role 'tool' must be a response to a preceeding "
-                    "message with 'tool_calls'.",
-                    f"{where}.role",
-                )
-        elif "content" not in m:
+        elif role == "tool" and pending.pop(m["tool_call_id"], None) is None:
             raise InvalidRequest(
-                f"Missing required parameter: '{where}.content'.",
-                f"{where}.content",
-                "missing_required_parameter",
+                "Invalid parameter: messages with role 'tool' must be a response to a preceeding "
+                "message with 'tool_calls'.",
+                f"{where}.role",
             )
     if pending:
         _unanswered(pending)

@@ -270,6 +270,14 @@ class OfflineLLM:
             entry["status"] = 400
             self.state.count("invalid")
             return 400, error_body(f"invalid JSON body: {e}", "invalid_request_error"), []
+        except (TypeError, AttributeError, KeyError) as e:  # a shape no check above foresaw
+            entry["status"] = 400
+            self.state.count("invalid")
+            return (
+                400,
+                error_body(f"the stand-in cannot read this request: {e!r}", "invalid_request_error"),
+                [],
+            )
         except InvalidRequest as e:
             entry.update(status=400, error=e.message)
             self.state.count("invalid")
