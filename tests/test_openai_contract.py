@@ -307,6 +307,9 @@ INVALID: list[tuple[str, str, Any, str | None, str]] = [
     ("responses-arguments-not-a-string", "/v1/responses",
      {**RESPONSES, "input": [USER, {**call("c"), "arguments": {"city": "Denver"}}, output("c")]},
      "input[1].arguments", "Invalid type for 'input[1].arguments'"),
+    ("responses-optional-field-of-wrong-type", "/v1/responses",
+     {**RESPONSES, "input": [USER, {**call("c"), "namespace": 5}, output("c")]}, "input[1].namespace",
+     "Invalid type for 'input[1].namespace'"),
     ("responses-bad-tool-name", "/v1/responses", {**RESPONSES, "tools": [{**WEATHER_TOOL, "name": "get weather"}]},
      "tools[0].name", "does not match pattern"),
     ("responses-tool-choice-not-offered", "/v1/responses",
@@ -367,7 +370,9 @@ def test_invalid_requests_get_the_apis_400(path: str, body: Any, param: str | No
 
 def test_a_valid_history_with_tool_calls_is_accepted_in_both_apis() -> None:
     stub = OfflineLLM()
-    ok_responses = {**RESPONSES, "input": [USER, call("c1"), call("c2"), output("c2"), output("c1")]}
+    # As the Restate integration sends journaled items back: every optional field, null if unset.
+    journaled = {**call("c1"), "id": "fc_1", "namespace": None, "status": "completed"}
+    ok_responses = {**RESPONSES, "input": [USER, journaled, call("c2"), output("c2"), output("c1")]}
     ok_chat = {
         **CHAT,
         "messages": [USER, assistant_calls("c1", "c2"), tool_message("c2"), tool_message("c1")],
