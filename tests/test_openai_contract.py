@@ -9,6 +9,7 @@ requests gets the API's 400, naming the parameter.
 
 import asyncio
 import json
+from collections.abc import Sequence
 from functools import cache
 from typing import Any
 
@@ -173,7 +174,7 @@ def test_a_manual_chat_completions_loop_is_accepted_and_answered_per_the_schema(
 # --- misbehaviours are what a real model can send --------------------------------------------------
 
 
-def post(stub: OfflineLLM, path: str, body: Any, faults: list[dict[str, Any]] = ()) -> httpx.Response:  # type: ignore[assignment]
+def post(stub: OfflineLLM, path: str, body: Any, faults: Sequence[dict[str, Any]] = ()) -> httpx.Response:
     async def main() -> httpx.Response:
         transport = httpx.ASGITransport(app=stub)
         async with httpx.AsyncClient(transport=transport, base_url="http://stub") as client:
