@@ -6,7 +6,10 @@ express are written out here, with the API's own wording where it is known: ever
 answered by exactly one output with its call_id, and no output without its call.
 
 Not checked: deep schemas of content parts and tool definitions, model names, token limits of
-the prompt, and anything that needs stored state (`previous_response_id`, `conversation`).
+the prompt, and anything that needs stored state (`previous_response_id`, `conversation`, which
+are refused). Lenient on purpose: an optional field of an input item or message sent as null
+counts as not sent (the Restate integration sends journaled items back that way; whether the live
+API accepts every such null is not known here).
 """
 
 import json
