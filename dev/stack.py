@@ -361,6 +361,8 @@ class OfflineLLM(PythonService):
         return data
 
     def fault(self, target: str = "llm", count: int = 1, **spec: Any) -> None:
+        """Fail (`status=`, `retry_after=`, `hang=`, `after=`) or, with `misbehave=KIND` (and
+        `tool=`, `length=`), misbehave on the next `count` requests; see dev/offline_llm/server.py."""
         httpx.post(
             f"{self.url}/_stub/faults", json={"target": target, "count": count, **spec}, timeout=5
         ).raise_for_status()

@@ -75,7 +75,15 @@ def fresh(stack: Tour) -> Iterator[Tour]:
     if stack.web is None or not stack.web.alive() or stack.web_overrides:
         stack.restart_web()
     yield stack
+    stats = stack.llm.stats()
     stack.llm.reset()
+    # A test must not pass while the stand-in refused what the real API would refuse (400), or had
+    # no scripted answer (422): both mean the tour sent something a real model would not answer.
+    if stats["invalid_requests"] or stats["unscripted_requests"]:
+        refused = [
+            f"{c['status']} {c.get('agent', '')}: {c['error']}" for c in stats["calls"] if "error" in c
+        ]
+        pytest.fail("the offline LLM refused requests during this test:\n" + "\n".join(refused[:10]))
 
 
 @pytest.fixture

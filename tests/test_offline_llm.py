@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import httpx
@@ -54,6 +55,9 @@ ROCKET_TOOL = {
     "name": "launch_rocket",
     "parameters": {"type": "object", "properties": {"target": {"type": "string"}}},
 }
+
+
+ASSISTANT = "You are a helpful assistant."
 
 
 def user(text: str) -> dict[str, Any]:
@@ -204,6 +208,9 @@ def test_chat_completions_requests_are_understood() -> None:
 def test_without_a_matching_skill_there_is_no_reply() -> None:
     reply = respond(from_responses_request(responses_body(user("Tell me a joke"), tools=[ROCKET_TOOL])))
     assert reply is None
+    # Small talk is for the tour's assistants only, not for any agent without tools.
+    poet = from_responses_request({"instructions": "You write sonnets.", "input": "Tell me a joke"})
+    assert respond(poet) is None
 
 
 def test_replies_are_deterministic() -> None:
@@ -244,7 +251,10 @@ def test_chat_endpoint_speaks_the_openai_sdk_format() -> None:
     from openai.types.chat import ChatCompletion
 
     async def script(client: httpx.AsyncClient) -> Any:
-        body = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+        body = {
+            "model": "m",
+            "messages": [{"role": "system", "content": ASSISTANT}, {"role": "user", "content": "hi"}],
+        }
         return await client.post("/v1/chat/completions", json=body)
 
     parsed = ChatCompletion.model_validate(run_against_stub(script).json())
@@ -306,18 +316,25 @@ def test_bad_fault_specs_are_refused(spec: dict[str, Any]) -> None:
     assert run_against_stub(script).status_code == 400
 
 
-def chat_body(text: str, tools: list[dict[str, Any]] | None = None, **extra: Any) -> dict[str, Any]:
+def chat_body(
+    text: str, tools: list[dict[str, Any]] | None = None, instructions: str | None = None, **extra: Any
+) -> dict[str, Any]:
     chat_tools = [
         {"type": "function", "function": {k: v for k, v in t.items() if k not in ("type", "strict")}}
         for t in (tools if tools is not None else [WEATHER_TOOL])
     ]
-    body: dict[str, Any] = {"model": "gpt-4.1", "messages": [{"role": "user", "content": text}], **extra}
+    messages = [{"role": "user", "content": text}]
+    if instructions is not None:
+        messages.insert(0, {"role": "system", "content": instructions})
+    body: dict[str, Any] = {"model": "gpt-4.1", "messages": messages, **extra}
     if chat_tools:
         body["tools"] = chat_tools
     return body
 
 
-def ask(api: str, text: str, faults: list[dict[str, Any]] = (), **kw: Any) -> tuple[Any, Any, dict[str, Any]]:  # type: ignore[assignment]
+def ask(
+    api: str, text: str, faults: Sequence[dict[str, Any]] = (), **kw: Any
+) -> tuple[Any, Any, dict[str, Any]]:
     """One request to either API (after setting faults): the parsed answer, the response, the stats."""
     from openai.types.chat import ChatCompletion
     from openai.types.responses import Response
@@ -536,8 +553,9 @@ def test_parallel_tool_calls_false_gives_one_call(api: str) -> None:
     [("responses", "max_output_tokens"), ("chat", "max_completion_tokens"), ("chat", "max_tokens")],
 )
 def test_a_small_token_cap_cuts_the_answer(api: str, cap: str) -> None:
-    full = text_of(api, ask(api, "Make a poem about durable execution.", tools=[])[0]) or ""
-    parsed, _, _ = ask(api, "Make a poem about durable execution.", tools=[], **{cap: 16})
+    poem = "Make a poem about durable execution."
+    full = text_of(api, ask(api, poem, tools=[], instructions=ASSISTANT)[0]) or ""
+    parsed, _, _ = ask(api, poem, tools=[], instructions=ASSISTANT, **{cap: 16})
     cut = text_of(api, parsed) or ""
     assert len(cut) == 64 and full.startswith(cut) and len(full) > len(cut)
     if api == "responses":

@@ -202,7 +202,8 @@ def responses_payload(body: dict[str, Any], conv: Conversation, answer: Answer) 
             "output_tokens_details": {"reasoning_tokens": 0},
             "total_tokens": prompt_tokens + completion_tokens,
         },
-        "user": body.get("user"),
+        # optional keys the spec types as plain strings: echoed when the request sets them
+        **{k: body[k] for k in ("user", "prompt_cache_key", "safety_identifier") if k in body},
     }
 
 

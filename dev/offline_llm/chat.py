@@ -1,7 +1,9 @@
-"""Small talk with memory, for agents without tools (the Chat assistant).
+"""Small talk with memory, for the tour's assistants without tools (Chat, InterruptibleAgent).
 
 The stand-in has no language model; what it shows is that the conversation reaches it: every
 answer is built from the messages the agent sent, including earlier turns from the session.
+Only agents whose instructions say they are a "helpful assistant" get this: any other agent
+without a skill of its own gets the stand-in's loud failure, not small talk.
 """
 
 import re
@@ -27,7 +29,7 @@ def _poem(topic: str) -> str:
 
 
 def chat(conv: Conversation) -> Reply | None:
-    if conv.tools:
+    if conv.tools or "helpful assistant" not in conv.instructions.lower():
         return None
     said = conv.user_texts()
     text = said[-1].strip() if said else ""

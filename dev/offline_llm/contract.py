@@ -6,7 +6,10 @@ express are written out here, with the API's own wording where it is known: ever
 answered by exactly one output with its call_id, and no output without its call.
 
 Not checked: deep schemas of content parts and tool definitions, model names, token limits of
-the prompt, and anything that needs stored state (`previous_response_id`, `conversation`).
+the prompt, and anything that needs stored state (`previous_response_id`, `conversation`, which
+are refused). Lenient on purpose: an optional field of an input item or message sent as null
+counts as not sent (the Restate integration sends journaled items back that way; whether the live
+API accepts every such null is not known here).
 """
 
 import json
@@ -133,6 +136,32 @@ def _check_type(value: Any, node: dict[str, Any], param: str) -> None:
             param,
             "invalid_type",
         )
+    if _type_of(value) in ("integer", "number"):
+        low, high = _bounds(node)
+        if low is not None and value < low:
+            raise InvalidRequest(
+                f"Invalid '{param}': {_type_of(value)} below minimum value. Expected a value >= {low:g}, "
+                f"but got {value:g} instead.",
+                param,
+                f"{_type_of(value)}_below_min_value",
+            )
+        if high is not None and value > high:
+            raise InvalidRequest(
+                f"Invalid '{param}': {_type_of(value)} above maximum value. Expected a value <= {high:g}, "
+                f"but got {value:g} instead.",
+                param,
+                f"{_type_of(value)}_above_max_value",
+            )
+
+
+def _bounds(node: dict[str, Any]) -> tuple[float | None, float | None]:
+    """The minimum and maximum of the numeric branch of a schema, if it sets them."""
+    node = _deref(node)
+    for option in node.get("anyOf") or node.get("oneOf") or []:
+        low, high = _bounds(option)
+        if low is not None or high is not None:
+            return low, high
+    return node.get("minimum"), node.get("maximum")
 
 
 def _check_required(item: dict[str, Any], schema: str, where: str) -> None:
@@ -145,7 +174,9 @@ def _check_required(item: dict[str, Any], schema: str, where: str) -> None:
                 "missing_required_parameter",
             )
     for name, value in item.items():
-        if name in props:
+        # An optional field sent as null counts as not sent: the Restate integration journals the
+        # SDK's items and sends them back with every optional field, e.g. `"namespace": null`.
+        if name in props and not (value is None and name not in required):
             _check_type(value, props[name], f"{where}.{name}")
 
 
@@ -215,12 +246,7 @@ def _check_input_items(items: list[Any]) -> None:
                     f"{where}.role",
                     "invalid_value",
                 )
-            if "content" not in item:
-                raise InvalidRequest(
-                    f"Missing required parameter: '{where}.content'.",
-                    f"{where}.content",
-                    "missing_required_parameter",
-                )
+            _check_required(item, "EasyInputMessage", where)
     for call_id in calls:
         if call_id not in answered:
             raise InvalidRequest(f"No tool output found for function call {call_id}.", "input")
@@ -228,7 +254,14 @@ def _check_input_items(items: list[Any]) -> None:
 
 # --- Chat Completions ------------------------------------------------------------------------------
 
-_CHAT_ROLES = ("system", "developer", "user", "assistant", "tool", "function")
+_CHAT_ROLES = {
+    "system": "ChatCompletionRequestSystemMessage",
+    "developer": "ChatCompletionRequestDeveloperMessage",
+    "user": "ChatCompletionRequestUserMessage",
+    "assistant": "ChatCompletionRequestAssistantMessage",
+    "tool": "ChatCompletionRequestToolMessage",
+    "function": "ChatCompletionRequestFunctionMessage",
+}
 
 
 def check_chat_request(body: Any) -> None:
@@ -257,24 +290,16 @@ def check_chat_request(body: Any) -> None:
             )
         if role != "tool" and pending:
             _unanswered(pending)
+        _check_required(m, _CHAT_ROLES[role], where)
         if role == "assistant":
-            _check_required(m, "ChatCompletionRequestAssistantMessage", where)
             for j, call in enumerate(m.get("tool_calls") or []):
                 _check_required(call, "ChatCompletionMessageToolCall", f"{where}.tool_calls.[{j}]")
                 pending[call["id"]] = i
-        elif role == "tool":
-            _check_required(m, "ChatCompletionRequestToolMessage", where)
-            if pending.pop(m["tool_call_id"], None) is None:
-                raise InvalidRequest(
-                    "Invalid parameter: messages with role 'tool' must be a response to a preceeding "
-                    "message with 'tool_calls'.",
-                    f"{where}.role",
-                )
-        elif "content" not in m:
+        elif role == "tool" and pending.pop(m["tool_call_id"], None) is None:
             raise InvalidRequest(
-                f"Missing required parameter: '{where}.content'.",
-                f"{where}.content",
-                "missing_required_parameter",
+                "Invalid parameter: messages with role 'tool' must be a response to a preceeding "
+                "message with 'tool_calls'.",
+                f"{where}.role",
             )
     if pending:
         _unanswered(pending)

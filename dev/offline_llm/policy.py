@@ -68,11 +68,14 @@ def weather(conv: Conversation) -> Reply | None:
         return None
     # A call the agent refused (arguments that were not JSON, or did not fit) is made again.
     results = [(call, out) for call, out in conv.results(tool.name) if not _refused_call(out)]
-    if not results:
-        cities = extract_cities(conv.last_user_text())
-        if not cities:
-            return Reply(text="I can look up the current weather. Which city are you interested in?")
-        return Reply(calls=[(tool.name, fill_arguments(tool.parameters, {"city": city})) for city in cities])
+    cities = extract_cities(conv.last_user_text())
+    if not results and not cities:
+        return Reply(text="I can look up the current weather. Which city are you interested in?")
+    # Cities not looked up yet (all of them at first; the rest when one call per turn is allowed).
+    asked = {_find_value(call.arguments, "city") for call, _ in results}
+    missing = [city for city in cities if city not in asked]
+    if missing:
+        return Reply(calls=[(tool.name, fill_arguments(tool.parameters, {"city": city})) for city in missing])
 
     lines = []
     for call, output in results:

@@ -263,18 +263,24 @@ class OfflineLLM:
             "api": api,
         }
         self.state.log.append(entry)
+        refused: InvalidRequest | None = None
         try:
             body = json.loads(raw or b"{}")
             (check_responses_request if api == "responses" else check_chat_request)(body)
         except ValueError as e:
-            entry["status"] = 400
-            self.state.count("invalid")
-            return 400, error_body(f"invalid JSON body: {e}", "invalid_request_error"), []
+            refused = InvalidRequest(f"invalid JSON body: {e}")
+        except (TypeError, AttributeError, KeyError) as e:  # a shape no check foresaw
+            refused = InvalidRequest(f"the stand-in cannot read this request: {e!r}")
         except InvalidRequest as e:
-            entry.update(status=400, error=e.message)
+            refused = e
+        if refused is not None:
+            entry.update(status=400, error=refused.message)
             self.state.count("invalid")
-            print(f"[offline LLM] refused a {api} request (400, param {e.param}): {e.message}", flush=True)
-            return 400, e.body(), []
+            print(
+                f"[offline LLM] refused a {api} request (400, param {refused.param}): {refused.message}",
+                flush=True,
+            )
+            return 400, refused.body(), []
         conv = from_responses_request(body) if api == "responses" else from_chat_request(body)
         entry.update(
             agent=conv.agent_name(), tools=[t.name for t in conv.tools], input=conv.last_user_text()[:400]
