@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: run cluster test lint fmt test-replay test-cluster bench clean install
+.PHONY: run cluster test lint fmt test-replay test-cluster bench clean install lock
 
 run: install
 	@$(PY) -m dev
@@ -41,11 +41,20 @@ fmt: install
 
 install: $(VENV)/.installed node_modules/.installed
 
-$(VENV)/.installed: pyproject.toml
+# Exactly the versions CI tested (requirements.lock, with hashes), then the project itself.
+$(VENV)/.installed: pyproject.toml requirements.lock
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "error: Python 3.11+ is needed (found " + sys.version.split()[0] + "); set PYTHON=python3.x")'
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(PY) -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements.lock
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	@touch $@
+
+# After changing the dependencies in pyproject.toml: resolve them again into requirements.lock.
+lock:
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check uv
+	$(VENV)/bin/uv pip compile pyproject.toml --extra dev --generate-hashes --python-version 3.11 \
+		--quiet --output-file requirements.lock
 
 node_modules/.installed: package.json package-lock.json
 	@command -v npm >/dev/null || { echo "error: npm is needed for the Restate Server (install Node.js 20+)"; exit 1; }
