@@ -288,15 +288,20 @@ def test_two_interrupts_at_the_same_moment_start_one_run(stack: Tour) -> None:
     assert one["cancelled"] == first and two["cancelled"] == one["restarted_as"]
     queued, winner = one["restarted_as"], two["restarted_as"]
     assert stack.wait_status(first, "completed")["completion_failure"] == "[409] cancelled"
-    assert stack.wait_status(queued, "completed")["completion_failure"] == "[409] cancelled"
-    # Of the three runs, only the last one is left working on the task.
-    assert [(r["id"], r["status"]) for r in runs_of(stack, key)] == [
-        (first, "completed"),
-        (queued, "completed"),
-        (winner, "running"),
-    ]
+    # The run the first interrupt queued never did any work: it was cancelled in the queue (Restate
+    # keeps no record of those), or right as it began, before its first step.
+    runs = runs_of(stack, key)
+    assert [(r["status"], r.get("completion_failure")) for r in runs if r["id"] == queued] in (
+        [],
+        [("completed", "[409] cancelled")],
+    )
+    # Of the runs, only the last one is left working on the task.
+    assert [r["id"] for r in runs if r["status"] != "completed"] == [winner]
     assert stack.output(winner).json() == f"You said: '{latest}'. This is message 2 of our conversation."
-    assert [r["completion_result"] for r in runs_of(stack, key)] == ["failure", "failure", "success"]
+    assert [(r["id"], r["completion_result"]) for r in runs_of(stack, key) if r["id"] != queued] == [
+        (first, "failure"),
+        (winner, "success"),
+    ]
     assert [m for m in messages if stack.llm_calls(m)] == [latest]  # the queued run never started
     history = stack.http.get(f"/InterruptibleAgent/{key}/history").json()
     assert [i["content"] for i in history if i["role"] == "user"] == ["Write a report about Restate.", latest]
