@@ -98,6 +98,19 @@ def test_stop_cancels_a_check_that_is_stuck(stack: Tour) -> None:
     assert len(checks_of(stack, key)) == 1 and status(stack, key)["checks"] == 0
 
 
+def test_a_check_that_fails_for_good_is_logged_and_the_watch_goes_on(stack: Tour) -> None:
+    key = "watch-atlantis"
+    started = stack.call(f"ScheduledAgent/{key}/start", {"city": "Atlantis", "interval_seconds": 1})
+    assert started.status_code == 200, started.text
+
+    checked = wait_checks(stack, key, 2)
+
+    assert checked["active"] is True
+    failure = "Check failed: Unknown location: Atlantis. Please provide a valid city name."
+    assert [(e["seq"], e["report"]) for e in checked["log"][:2]] == [(1, failure), (2, failure)]
+    assert stack.http.post(f"/ScheduledAgent/{key}/stop").status_code == 200
+
+
 def test_after_downtime_missed_checks_are_skipped_with_one_catch_up(stack: Tour) -> None:
     key = "watch-lisbon"
     started = stack.call(f"ScheduledAgent/{key}/start", {"city": "Lisbon", "interval_seconds": 2})

@@ -13,6 +13,7 @@ endpoint can crash or be redeployed and the server restarted, and the checks go 
 - No doubling: one chain of checks per watch. `start` on a running watch changes nothing; the
   state names the one `check` invocation the chain waits for, and any other ends at once.
   `check` is ingress-private: only the schedule calls it.
+- A check that fails for good (an unknown city) is logged as failed, and the watch goes on.
 - `stop` works even while a check is stuck (a weather API that keeps failing): it is a shared
   handler, so it is not queued behind that check; it cancels it, and the scheduled next one.
 
@@ -72,14 +73,19 @@ async def check(ctx: restate.ObjectContext, tick: Tick) -> None:
         return  # not the check the chain waits for (stopped since, or a stray call): no second chain
     config = WatchRequest.model_validate(await ctx.get("config", type_hint=dict))
 
-    result = await DurableRunner.run(
-        weather_agent, f"What is the weather like in {config.city}?", context=ctx, run_options=LLM_RETRY
-    )
+    try:
+        result = await DurableRunner.run(
+            weather_agent, f"What is the weather like in {config.city}?", context=ctx, run_options=LLM_RETRY
+        )
+        report = str(result.final_output)
+    except restate.TerminalError as e:
+        if e.status_code == 409:
+            raise  # cancelled by `stop`: the chain ends here
+        # Failed for good (say, an unknown city): logged, and the watch goes on, still `active`.
+        report = f"Check failed: {e.message}"
     now = await ctx.time()
     log: list[dict[str, Any]] = await ctx.get("log", type_hint=list) or []
-    log.append(
-        {"seq": tick.seq, "planned_at": tick.planned_at, "done_at": now, "report": str(result.final_output)}
-    )
+    log.append({"seq": tick.seq, "planned_at": tick.planned_at, "done_at": now, "report": report})
     ctx.set("log", log[-LOG_LENGTH:])
     ctx.set("checks", tick.seq)
 
