@@ -258,6 +258,7 @@ def test_interrupt_without_a_running_task_just_starts_one(stack: Tour) -> None:
     # Finished, it is no longer the task's run: the next interrupt has nothing to cancel.
     again = stack.call("InterruptibleAgent/report-2/interrupt", {"message": "Shorter, please."})
     assert again.status_code == 200 and again.json()["cancelled"] is None
+    assert stack.output(again.json()["restarted_as"]).status_code == 200  # nothing left running
 
 
 def test_a_run_that_failed_leaves_the_task_free_for_the_next(stack: Tour) -> None:
@@ -303,13 +304,6 @@ def test_two_interrupts_at_the_same_moment_start_one_run(stack: Tour) -> None:
     assert one["cancelled"] == first and two["cancelled"] == one["restarted_as"]
     queued, winner = one["restarted_as"], two["restarted_as"]
     assert stack.wait_status(first, "completed")["completion_failure"] == "[409] cancelled"
-    # The run the first interrupt queued never did any work: it was cancelled in the queue (Restate
-    # keeps no record of those), or right as it began, before its first step.
-    runs = runs_of(stack, key)
-    assert [(r["status"], r.get("completion_failure")) for r in runs if r["id"] == queued] in (
-        [],
-        [("completed", "[409] cancelled")],
-    )
     # Of the runs, only the last one is left working on the task (once Restate has created it:
     # the interrupt answers as soon as the send is journaled).
     wait_until(
@@ -321,7 +315,13 @@ def test_two_interrupts_at_the_same_moment_start_one_run(stack: Tour) -> None:
         (first, "failure"),
         (winner, "success"),
     ]
-    assert [m for m in messages if stack.llm_calls(m)] == [latest]  # the queued run never started
+    # The run the first interrupt queued never did any work: it was cancelled in the queue (Restate
+    # keeps no record of those), or right as it began, before its first step.
+    assert [(r["status"], r.get("completion_failure")) for r in runs_of(stack, key) if r["id"] == queued] in (
+        [],
+        [("completed", "[409] cancelled")],
+    )
+    assert [m for m in messages if stack.llm_calls(m)] == [latest]
     history = stack.http.get(f"/InterruptibleAgent/{key}/history").json()
     assert [i["content"] for i in history if i["role"] == "user"] == ["Write a report about Restate.", latest]
 
