@@ -12,7 +12,7 @@ import os
 
 import restate
 
-from app.advanced.interruptible_agent import interruptible_agent
+from app.advanced.interruptible_agent import interruptible_agent, task_runs
 from app.advanced.long_running_agent import scheduled_agent
 from app.advanced.manual_loop_agent import manual_loop_agent
 from app.advanced.rollback_agent import agent_service as booking_with_rollback_agent
@@ -58,6 +58,7 @@ services: list[restate.Service | restate.VirtualObject | restate.Workflow] = [
     streaming_agent,
     agent_events,
     interruptible_agent,
+    task_runs,
     # Sub-agents, called by other agents as remote tools
     eligibility_agent_service,
     fraud_agent_service,

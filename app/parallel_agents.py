@@ -8,7 +8,9 @@ handler suspends while they work.
     curl localhost:8080/ParallelAgentClaimApproval/run --json '{"date": "2024-10-01", "amount": 3000, "category": "orthopedic", "placeOfService": "General Hospital", "reason": "hospital bill for a broken leg"}'
 
 `race` sends the same question to two fraud agents (in practice: two models or two providers)
-and takes the first answer; the slower invocation is cancelled, which the UI shows.
+and takes the first answer; the slower invocation is cancelled, which the UI shows. A contender
+that fails does not decide the race: the other one's answer is taken, and only when both failed
+does the race fail, with a terminal error naming each failure.
 
     curl localhost:8080/ParallelAgentClaimApproval/race --json '{"date": "2024-10-01", "amount": 3000, "category": "orthopedic", "placeOfService": "General Hospital", "reason": "hospital bill for a broken leg"}'
 """
@@ -54,9 +56,21 @@ async def race(ctx: restate.Context, claim: InsuranceClaim) -> str:
         "first": ctx.service_call(run_fraud_agent, arg=claim),
         "second": ctx.service_call(run_fraud_agent, arg=claim),
     }
-    # select returns as soon as one call completes; which one won is journaled too.
-    winner, answer = await restate.select(**contenders)
-    for name, call in contenders.items():
-        if name != winner:
-            await call.cancel_invocation()  # the losers stop; the UI shows them cancelled
-    return f"Fraud risk: {answer} (first answer, from the {winner} agent)"
+    names = {call: name for name, call in contenders.items()}
+    failures: dict[str, str] = {}
+    # The calls in the order they finish (journaled, so a replay sees the same order). A failed
+    # contender does not decide the race: the next one to finish may still answer.
+    async for call in restate.as_completed(*contenders.values()):
+        try:
+            answer = await call
+        except restate.TerminalError as e:
+            failures[names[call]] = e.message
+            continue
+        winner = names[call]
+        for name, other in contenders.items():
+            if name != winner and name not in failures:
+                await other.cancel_invocation()  # the losers stop; the UI shows them cancelled
+        return f"Fraud risk: {answer} (first answer, from the {winner} agent)"
+    raise restate.TerminalError(
+        "No fraud agent answered: " + "; ".join(f"{name}: {error}" for name, error in failures.items())
+    )

@@ -233,8 +233,8 @@ def test_an_idle_stream_ends_with_an_idle_event(quick_idle: Tour) -> None:
 
 # --- 4. the playground is pre-filled -----------------------------------------------------------
 
-# ScheduledAgent/check takes the scheduler's own ticks, never a user's request.
-NOT_FOR_USERS = {("ScheduledAgent", "check")}
+# Every handler that takes a request is for users: the internal ones are ingress-private.
+NOT_FOR_USERS: set[tuple[str, str]] = set()
 
 
 def test_every_playground_request_is_prefilled_with_a_valid_example(stack: Tour) -> None:

@@ -62,3 +62,14 @@ def test_only_terminal_tool_errors_are_explained_to_the_llm() -> None:
             explain_to_the_llm(context, error)
     with pytest.raises(SdkInternalBaseException):
         explain_to_the_llm(context, SdkInternalBaseException("suspended"))
+
+
+@pytest.mark.parametrize(
+    "value", ["soon", "Wed, 99 Foo 2015 07:28:00 GMT", "Mon, 32 Jan 2024 00:00:00 GMT", ""]
+)
+def test_a_malformed_retry_after_date_is_ignored_and_the_original_error_kept(value: str) -> None:
+    assert retry_after(api_error(503, {"retry-after": value}).response) is None
+    original = api_error(503, {"retry-after": value})
+    assert classify(original) is original  # still the API's 503, left to the step's backoff
+    refused = classify(api_error(401, {"retry-after": value}))
+    assert isinstance(refused, TerminalError) and refused.status_code == 401

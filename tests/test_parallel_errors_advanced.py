@@ -106,6 +106,43 @@ def test_a_race_takes_the_first_answer_and_cancels_the_rest(stack: Tour) -> None
     assert "cancel" in loser["completion_failure"].lower()
 
 
+def test_a_race_whose_first_finisher_failed_takes_the_other_answer(stack: Tour) -> None:
+    # One contender's LLM call answers after 3 s; the other is refused at once (HTTP 400, terminal).
+    stack.llm.fault("llm", count=1, hang=3, status=200)
+    stack.llm.fault("llm", count=1, status=400)
+    body, marker = claim()
+    resp = stack.call("ParallelAgentClaimApproval/race", body)
+
+    assert resp.status_code == 200, resp.text
+    assert re.fullmatch(r"Fraud risk: low risk \(first answer, from the (first|second) agent\)", resp.json())
+    assert sorted(c["status"] for c in stack.llm_calls(marker)) == [200, 400]
+    children = sub_invocations(stack, resp.headers["x-restate-id"])
+    assert sorted((c["status"], c["completion_result"]) for c in children) == [
+        ("completed", "failure"),
+        ("completed", "success"),
+    ]
+    failed = next(c for c in children if c["completion_result"] == "failure")
+    assert "The LLM API refused the request (HTTP 400)" in failed["completion_failure"]
+
+
+def test_a_race_that_all_contenders_lost_fails_naming_each_failure(stack: Tour) -> None:
+    stack.llm.fault("llm", count=2, status=400)
+    body, marker = claim()
+    resp = stack.call("ParallelAgentClaimApproval/race", body)
+
+    assert resp.status_code == 500, resp.text
+    refused = (
+        "The LLM API refused the request (HTTP 400): Error code: 400 - [offline stand-in] injected HTTP 400"
+    )
+    assert resp.json()["message"] in (
+        f"No fraud agent answered: first: {refused}; second: {refused}",
+        f"No fraud agent answered: second: {refused}; first: {refused}",
+    )
+    assert [c["status"] for c in stack.llm_calls(marker)] == [400, 400]  # no retry of a refusal
+    invocation = stack.invocation(resp.headers["x-restate-id"])
+    assert invocation["status"] == "completed" and invocation["completion_result"] == "failure"
+
+
 # --- error handling ------------------------------------------------------------------------------------
 
 

@@ -6,6 +6,12 @@ the running `run`: it cancels that invocation (a Restate cancellation: the run s
 step, and what it journaled stays), and starts a new `run` with the new instructions, which
 sees the whole conversation so far.
 
+Interrupts of one task take turns in `InterruptibleAgentRuns` (same key, exclusive handlers, only
+called by this module), which knows the one run that is wanted: the latest instructions win.
+Two interrupts at the same moment start one run that does the work, not two: the second cancels
+the run the first one queued before it could start, and a run that an interrupt superseded
+before it began ends without working.
+
     curl localhost:8080/InterruptibleAgent/report-1/run/send --json '{"message": "Write a short report about durable execution."}'
     curl localhost:8080/InterruptibleAgent/report-1/interrupt --json '{"message": "Make it about AI agents instead."}'
     curl localhost:8080/InterruptibleAgent/report-1/history
@@ -43,28 +49,58 @@ task_agent = Agent[restate.ObjectContext](
 )
 
 interruptible_agent = restate.VirtualObject("InterruptibleAgent")
+# Which run is wanted must be decided by exclusive handlers, one at a time; those of
+# InterruptibleAgent itself wait behind the running task, so the decision lives in an object of its own.
+task_runs = restate.VirtualObject("InterruptibleAgentRuns", ingress_private=True)
 
 
 @interruptible_agent.handler()
 async def run(ctx: restate.ObjectContext, task: TaskInput) -> str:
-    # Remember which invocation works on the task, so that `interrupt` can cancel it.
-    ctx.set("current_run", ctx.request().id)
-    result = await run_agent(task_agent, task.message, context=ctx, session=BoundedSession())
-    ctx.clear("current_run")
+    run_id = ctx.request().id
+    # An interrupt may have replaced this run while it waited in the object's queue.
+    if not await ctx.object_call(begin_run, key=ctx.key(), arg=run_id):
+        raise restate.TerminalError("Superseded by a later interrupt before it started", status_code=409)
+    try:
+        result = await run_agent(task_agent, task.message, context=ctx, session=BoundedSession())
+    except restate.TerminalError:
+        ctx.object_send(end_run, key=ctx.key(), arg=run_id)  # cancelled or failed: not running any more
+        raise
+    ctx.object_send(end_run, key=ctx.key(), arg=run_id)
     return str(result.final_output)
 
 
 @interruptible_agent.handler(kind="shared")
 async def interrupt(ctx: restate.ObjectSharedContext, task: TaskInput) -> dict[str, Any]:
-    current = await ctx.get("current_run", type_hint=str)
-    if current:
-        # The running task ends with a cancellation; the new run is queued right behind it.
-        ctx.cancel_invocation(current)
-    handle = ctx.object_send(run, key=ctx.key(), arg=task)
-    return {"cancelled": current, "restarted_as": await handle.invocation_id()}
+    return await ctx.object_call(restart, key=ctx.key(), arg=task)
 
 
 @interruptible_agent.handler(kind="shared")
 async def history(ctx: restate.ObjectSharedContext) -> list[dict[str, Any]]:
     items: list[Any] = await RestateSession().get_items()
     return items
+
+
+@task_runs.handler()
+async def restart(ctx: restate.ObjectContext, task: TaskInput) -> dict[str, Any]:
+    current = await ctx.get("wanted_run", type_hint=str)
+    if current:
+        # Running: it stops at its next step. Still queued: it never starts.
+        ctx.cancel_invocation(current)
+    new_run = await ctx.object_send(run, key=ctx.key(), arg=task).invocation_id()
+    ctx.set("wanted_run", new_run)
+    return {"cancelled": current, "restarted_as": new_run}
+
+
+@task_runs.handler()
+async def begin_run(ctx: restate.ObjectContext, run_id: str) -> bool:
+    """May this run start? Yes if it is the wanted one, or if none is (a run sent directly)."""
+    wanted = await ctx.get("wanted_run", type_hint=str)
+    if wanted is None:
+        ctx.set("wanted_run", run_id)
+    return wanted in (None, run_id)
+
+
+@task_runs.handler()
+async def end_run(ctx: restate.ObjectContext, run_id: str) -> None:
+    if await ctx.get("wanted_run", type_hint=str) == run_id:
+        ctx.clear("wanted_run")

@@ -7,81 +7,114 @@ endpoint can crash or be redeployed and the server restarted, and the checks go 
 
 - No drift: each check is planned at start + n × interval, and the next delay is computed from
   that plan, not from when the previous check happened to finish.
-- No doubling: one chain of checks per watch. `start` on a running watch changes nothing; a check
-  from an earlier start (stopped since) sees a stale generation and ends without rescheduling.
+- No burst after downtime: when the endpoint or the server was down for many intervals, the
+  check that was due runs once when it is back; the missed ones are skipped, not fired back to
+  back, and the next one is the plan's first in the future.
+- No doubling: one chain of checks per watch. `start` on a running watch changes nothing; the
+  state names the one `check` invocation the chain waits for, and any other ends at once.
+  `check` is ingress-private: only the schedule calls it.
+- A check that fails for good (an unknown city) is logged as failed, and the watch goes on.
+- `stop` works even while a check is stuck (a weather API that keeps failing): it is a shared
+  handler, so it is not queued behind that check; it cancels it, and the scheduled next one.
 
     curl localhost:8080/ScheduledAgent/sf/start --json '{"city": "San Francisco", "interval_seconds": 10}'
     curl localhost:8080/ScheduledAgent/sf/status
     curl -X POST localhost:8080/ScheduledAgent/sf/stop
 """
 
+import math
 from datetime import timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 import restate
 from pydantic import BaseModel, Field
 
 from app.durable_agent import weather_agent
 from app.utils.agent_runs import run_agent
+from app.utils.contract import MAX_FIELD_CHARS, RequestModel
 
 LOG_LENGTH = 50  # the most recent reports kept in state
 
 
-class WatchRequest(BaseModel):
-    city: str = Field(default="San Francisco", min_length=1)
-    interval_seconds: float = Field(default=60, ge=1, description="Seconds between two checks.")
+class WatchRequest(RequestModel):
+    EXAMPLES: ClassVar[list[dict[str, Any]]] = [{"city": "San Francisco", "interval_seconds": 10}]
+
+    city: str = Field(default="San Francisco", min_length=1, max_length=MAX_FIELD_CHARS)
+    interval_seconds: float = Field(
+        default=60, ge=1, le=7 * 24 * 3600, allow_inf_nan=False, description="Seconds between two checks."
+    )
 
 
 class Tick(BaseModel):
-    generation: int  # which start() this check belongs to
-    seq: int  # 1 for the first check of a generation
+    seq: int  # 1 for the first check of a watch
     planned_at: float  # when this check was due (seconds since the epoch)
 
 
 scheduled_agent = restate.VirtualObject("ScheduledAgent")
 
 
-def schedule(ctx: restate.ObjectContext, tick: Tick, delay: float) -> None:
-    ctx.object_send(check, key=ctx.key(), arg=tick, send_delay=timedelta(seconds=max(0.0, delay)))
+async def schedule(ctx: restate.ObjectContext, tick: Tick, delay: float) -> None:
+    handle = ctx.object_send(check, key=ctx.key(), arg=tick, send_delay=timedelta(seconds=max(0.0, delay)))
+    # The chain's token: only the check with this invocation id may run and schedule the next one.
+    ctx.set("next_check", await handle.invocation_id())
 
 
 @scheduled_agent.handler()
 async def start(ctx: restate.ObjectContext, req: WatchRequest) -> dict[str, Any]:
     if await ctx.get("active", type_hint=bool):
         return await describe(ctx)  # already watching: one chain of checks, not two
-    generation = (await ctx.get("generation", type_hint=int) or 0) + 1
-    ctx.set("generation", generation)
     ctx.set("active", True)
     ctx.set("config", req.model_dump())
-    now = await ctx.time()
-    schedule(ctx, Tick(generation=generation, seq=1, planned_at=now), delay=0)
+    first = Tick(seq=(await ctx.get("checks", type_hint=int) or 0) + 1, planned_at=await ctx.time())
+    await schedule(ctx, first, delay=0)
     return await describe(ctx)
 
 
-@scheduled_agent.handler()
+# Only the schedule calls `check`: it is ingress-private, so the ingress refuses it.
+@scheduled_agent.handler(ingress_private=True)
 async def check(ctx: restate.ObjectContext, tick: Tick) -> None:
-    if not await ctx.get("active", type_hint=bool) or tick.generation != await ctx.get(
-        "generation", type_hint=int
-    ):
-        return  # stopped, or left over from an earlier start: end the chain here
+    if ctx.request().id != await ctx.get("next_check", type_hint=str):
+        return  # not the check the chain waits for (stopped since, or a stray call): no second chain
     config = WatchRequest.model_validate(await ctx.get("config", type_hint=dict))
 
-    result = await run_agent(weather_agent, f"What is the weather like in {config.city}?", context=ctx)
+    try:
+        result = await run_agent(weather_agent, f"What is the weather like in {config.city}?", context=ctx)
+        report = str(result.final_output)
+    except restate.TerminalError as e:
+        if e.status_code == 409:
+            raise  # cancelled by `stop`: the chain ends here
+        # Failed for good (say, an unknown city): logged, and the watch goes on, still `active`.
+        report = f"Check failed: {e.message}"
+    now = await ctx.time()
     log: list[dict[str, Any]] = await ctx.get("log", type_hint=list) or []
-    log.append({"seq": tick.seq, "planned_at": tick.planned_at, "report": str(result.final_output)})
+    log.append({"seq": tick.seq, "planned_at": tick.planned_at, "done_at": now, "report": report})
     ctx.set("log", log[-LOG_LENGTH:])
     ctx.set("checks", tick.seq)
 
     # Plan from the schedule, not from the clock: a slow check does not push the next ones later.
-    next_tick = Tick(
-        generation=tick.generation, seq=tick.seq + 1, planned_at=tick.planned_at + config.interval_seconds
-    )
-    schedule(ctx, next_tick, delay=next_tick.planned_at - await ctx.time())
+    planned_at = tick.planned_at + config.interval_seconds
+    if planned_at < now:
+        # Late (the endpoint or the server was down): this check was the one catch-up. The missed
+        # ones are skipped, not fired back to back; the next is the first future one of the plan.
+        planned_at += math.ceil((now - planned_at) / config.interval_seconds) * config.interval_seconds
+    await schedule(ctx, Tick(seq=tick.seq + 1, planned_at=planned_at), delay=planned_at - now)
 
 
-@scheduled_agent.handler()
-async def stop(ctx: restate.ObjectContext) -> dict[str, Any]:
-    # The check already scheduled still runs once, sees `active` false, and ends the chain.
+@scheduled_agent.handler(kind="shared")
+async def stop(ctx: restate.ObjectSharedContext) -> dict[str, Any]:
+    # Shared, so not queued behind a check that is stuck (say, a weather API that keeps failing):
+    # that check is cancelled, which frees the object for `end_watch`.
+    if next_check := await ctx.get("next_check", type_hint=str):
+        ctx.cancel_invocation(next_check)
+    return await ctx.object_call(end_watch, key=ctx.key(), arg=None)
+
+
+@scheduled_agent.handler(ingress_private=True)
+async def end_watch(ctx: restate.ObjectContext) -> dict[str, Any]:
+    # A check may have scheduled the next one meanwhile: cancel that one too.
+    if next_check := await ctx.get("next_check", type_hint=str):
+        ctx.cancel_invocation(next_check)
+    ctx.clear("next_check")
     ctx.set("active", False)
     return await describe(ctx)
 

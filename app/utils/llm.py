@@ -8,7 +8,7 @@ a key points them at the offline stand-in instead. The code is the same either w
 import email.utils
 import os
 import time
-from datetime import timedelta
+from datetime import UTC, timedelta
 from functools import cache
 from typing import Any
 
@@ -53,8 +53,15 @@ def retry_after(response: Any) -> timedelta | None:
     try:
         return timedelta(seconds=max(0.0, float(value)))
     except ValueError:
+        pass
+    try:
         when = email.utils.parsedate_to_datetime(value)
-        return timedelta(seconds=max(0.0, when.timestamp() - time.time())) if when else None
+    except (TypeError, ValueError):
+        # A garbled header must not replace the API's error with one about a date: no hint, then.
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)  # HTTP dates are in GMT
+    return timedelta(seconds=max(0.0, when.timestamp() - time.time()))
 
 
 def classify(error: openai.APIStatusError) -> Exception:
