@@ -244,6 +244,8 @@ def test_every_playground_request_is_prefilled_with_a_valid_example(stack: Tour)
     checked = 0
     for service in httpx.get(f"{stack.admin.url}/services", timeout=10).json()["services"]:
         name = service["name"]
+        if not service.get("public", True):
+            continue  # ingress-private: the project's own
         doc = httpx.get(f"{stack.admin.url}/services/{name}/openapi", timeout=10).json()
         schemas = doc["components"]["schemas"]
         for path, operations in doc["paths"].items():
