@@ -24,9 +24,9 @@ from app.error_handling import agent_service as error_handling_agent
 from app.human_approval_agent import agent_service as human_claim_approval_agent
 from app.human_approval_agent_with_timeout import agent_service as human_claim_approval_with_timeouts_agent
 from app.multi_agent import agent_service as multi_agent_claim_approval
-from app.multi_agent import remote_agent_service as remote_multi_agent_claim_approval
 from app.parallel_agents import agent_service as parallel_agent_claim_approval
 from app.parallel_tools_agent import agent_service as parallel_tool_claim_agent
+from app.remote_agents import remote_agent_service as remote_multi_agent_claim_approval
 from app.sub_workflow_agent import agent_service as sub_workflow_claim_approval_agent
 from app.sub_workflow_agent import human_approval_workflow
 from app.utils.contract import enforce_input_contract

@@ -37,19 +37,18 @@ chat = restate.VirtualObject("Chat")
 
 
 @chat.handler()
-async def message(ctx: restate.ObjectContext, req: ChatMessage) -> str:
-    result = await run_agent(assistant, req.message, context=ctx, session=BoundedSession())
+async def message(restate_context: restate.ObjectContext, req: ChatMessage) -> str:
+    result = await run_agent(assistant, req.message, context=restate_context, session=BoundedSession())
     return str(result.final_output)
 
 
 @chat.handler(kind="shared")
-async def get_history(ctx: restate.ObjectSharedContext) -> list[dict[str, Any]]:
-    # Read through the same session class that `message` writes with, so this is exactly
-    # what the agent will see as its history on the next message.
-    items: list[Any] = await RestateSession().get_items()
+async def get_history(restate_context: restate.ObjectSharedContext) -> list[dict[str, Any]]:
+    # The session's state key: exactly what the agent sees as its history on the next message.
+    items: list[dict[str, Any]] = await restate_context.get("items", type_hint=list) or []
     return items
 
 
 @chat.handler()
-async def clear(ctx: restate.ObjectContext) -> None:
+async def clear(restate_context: restate.ObjectContext) -> None:
     await RestateSession().clear_session()

@@ -96,9 +96,9 @@ agent_service = restate.Service(
 )
 
 
-async def answer(ctx: restate.Context, agent: Agent[restate.Context], message: str) -> str:
+async def answer(restate_context: restate.Context, agent: Agent[restate.Context], message: str) -> str:
     try:
-        result = await run_agent(agent, message, context=ctx, run_options=LLM_CALL_RETRIES)
+        result = await run_agent(agent, message, context=restate_context, run_options=LLM_CALL_RETRIES)
     except restate.TerminalError as e:
         # The LLM calls ran out of attempts, the API refused the request, or a tool failed for
         # good: answer with what went wrong instead of failing the invocation.
@@ -107,10 +107,10 @@ async def answer(ctx: restate.Context, agent: Agent[restate.Context], message: s
 
 
 @agent_service.handler()
-async def run(ctx: restate.Context, prompt: WeatherPrompt) -> str:
-    return await answer(ctx, strict_agent, prompt.message)
+async def run(restate_context: restate.Context, prompt: WeatherPrompt) -> str:
+    return await answer(restate_context, strict_agent, prompt.message)
 
 
 @agent_service.handler()
-async def run_with_explanations(ctx: restate.Context, prompt: WeatherPrompt) -> str:
-    return await answer(ctx, explaining_agent, prompt.message)
+async def run_with_explanations(restate_context: restate.Context, prompt: WeatherPrompt) -> str:
+    return await answer(restate_context, explaining_agent, prompt.message)

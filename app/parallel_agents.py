@@ -34,27 +34,27 @@ agent_service = restate.Service("ParallelAgentClaimApproval")
 
 
 @agent_service.handler()
-async def run(ctx: restate.Context, claim: InsuranceClaim) -> str:
+async def run(restate_context: restate.Context, claim: InsuranceClaim) -> str:
     # Start all three sub-agents before waiting for any of them.
-    eligibility = ctx.service_call(run_eligibility_agent, arg=claim)
-    cost = ctx.service_call(run_rate_comparison_agent, arg=claim)
-    fraud = ctx.service_call(run_fraud_agent, arg=claim)
+    eligibility = restate_context.service_call(run_eligibility_agent, arg=claim)
+    cost = restate_context.service_call(run_rate_comparison_agent, arg=claim)
+    fraud = restate_context.service_call(run_fraud_agent, arg=claim)
     await restate.gather(eligibility, cost, fraud)
 
     result = await run_agent(
         decision_agent,
         f"Decide about the claim {claim.model_dump_json(by_alias=True)}. Analyses: "
         f"eligibility: {await eligibility}; cost: {await cost}; fraud: {await fraud}",
-        context=ctx,
+        context=restate_context,
     )
     return str(result.final_output)
 
 
 @agent_service.handler()
-async def race(ctx: restate.Context, claim: InsuranceClaim) -> str:
+async def race(restate_context: restate.Context, claim: InsuranceClaim) -> str:
     contenders = {
-        "first": ctx.service_call(run_fraud_agent, arg=claim),
-        "second": ctx.service_call(run_fraud_agent, arg=claim),
+        "first": restate_context.service_call(run_fraud_agent, arg=claim),
+        "second": restate_context.service_call(run_fraud_agent, arg=claim),
     }
     names = {call: name for name, call in contenders.items()}
     failures: dict[str, str] = {}

@@ -25,11 +25,13 @@ human_approval_workflow = restate.Service("HumanApprovalWorkflow")
 
 
 @human_approval_workflow.handler("requestApproval")
-async def request_approval(ctx: restate.Context, claim: InsuranceClaim) -> bool:
+async def request_approval(restate_context: restate.Context, claim: InsuranceClaim) -> bool:
     """Ask a human to review the claim and wait for the decision (true: approved)."""
     while True:
-        approval_id, approval = ctx.awakeable(serde=BytesSerde())
-        await ctx.run_typed("Request review", request_human_review, claim=claim, awakeable_id=approval_id)
+        approval_id, approval = restate_context.awakeable(serde=BytesSerde())
+        await restate_context.run_typed(
+            "Request review", request_human_review, claim=claim, awakeable_id=approval_id
+        )
         decision = parse_decision(await approval)
         if decision is not None:
             return decision

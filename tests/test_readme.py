@@ -1,4 +1,4 @@
-"""Every `curl localhost:8080/...` in the README (or :28080, :38080, the cluster's other nodes) names a
+"""Every `curl localhost:8080/...` in the README and docs/ (or :28080, :38080, the cluster's other nodes) names a
 registered handler and sends valid JSON."""
 
 import json
@@ -18,7 +18,9 @@ INGRESS_URL = re.compile(r"localhost:(?:8080|28080|38080)/")
 
 
 def readme_commands() -> list[str]:
-    return sorted(set(INGRESS_CURL.findall((REPO / "README.md").read_text())))
+    """From README.md and every page under docs/ it links to."""
+    pages = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+    return sorted({c for page in pages for c in INGRESS_CURL.findall(page.read_text())})
 
 
 def test_the_readme_has_tour_commands() -> None:

@@ -55,52 +55,54 @@ task_runs = restate.VirtualObject("InterruptibleAgentRuns", ingress_private=True
 
 
 @interruptible_agent.handler()
-async def run(ctx: restate.ObjectContext, task: TaskInput) -> str:
-    run_id = ctx.request().id
+async def run(restate_context: restate.ObjectContext, task: TaskInput) -> str:
+    run_id = restate_context.request().id
     # An interrupt may have replaced this run while it waited in the object's queue.
-    if not await ctx.object_call(begin_run, key=ctx.key(), arg=run_id):
+    if not await restate_context.object_call(begin_run, key=restate_context.key(), arg=run_id):
         raise restate.TerminalError("Superseded by a later interrupt before it started", status_code=409)
     try:
-        result = await run_agent(task_agent, task.message, context=ctx, session=BoundedSession())
+        result = await run_agent(task_agent, task.message, context=restate_context, session=BoundedSession())
     except restate.TerminalError:
-        ctx.object_send(end_run, key=ctx.key(), arg=run_id)  # cancelled or failed: not running any more
+        restate_context.object_send(
+            end_run, key=restate_context.key(), arg=run_id
+        )  # cancelled or failed: not running any more
         raise
-    ctx.object_send(end_run, key=ctx.key(), arg=run_id)
+    restate_context.object_send(end_run, key=restate_context.key(), arg=run_id)
     return str(result.final_output)
 
 
 @interruptible_agent.handler(kind="shared")
-async def interrupt(ctx: restate.ObjectSharedContext, task: TaskInput) -> dict[str, Any]:
-    return await ctx.object_call(restart, key=ctx.key(), arg=task)
+async def interrupt(restate_context: restate.ObjectSharedContext, task: TaskInput) -> dict[str, Any]:
+    return await restate_context.object_call(restart, key=restate_context.key(), arg=task)
 
 
 @interruptible_agent.handler(kind="shared")
-async def history(ctx: restate.ObjectSharedContext) -> list[dict[str, Any]]:
+async def history(restate_context: restate.ObjectSharedContext) -> list[dict[str, Any]]:
     items: list[Any] = await RestateSession().get_items()
     return items
 
 
 @task_runs.handler()
-async def restart(ctx: restate.ObjectContext, task: TaskInput) -> dict[str, Any]:
-    current = await ctx.get("wanted_run", type_hint=str)
+async def restart(restate_context: restate.ObjectContext, task: TaskInput) -> dict[str, Any]:
+    current = await restate_context.get("wanted_run", type_hint=str)
     if current:
         # Running: it stops at its next step. Still queued: it never starts.
-        ctx.cancel_invocation(current)
-    new_run = await ctx.object_send(run, key=ctx.key(), arg=task).invocation_id()
-    ctx.set("wanted_run", new_run)
+        restate_context.cancel_invocation(current)
+    new_run = await restate_context.object_send(run, key=restate_context.key(), arg=task).invocation_id()
+    restate_context.set("wanted_run", new_run)
     return {"cancelled": current, "restarted_as": new_run}
 
 
 @task_runs.handler()
-async def begin_run(ctx: restate.ObjectContext, run_id: str) -> bool:
+async def begin_run(restate_context: restate.ObjectContext, run_id: str) -> bool:
     """May this run start? Yes if it is the wanted one, or if none is (a run sent directly)."""
-    wanted = await ctx.get("wanted_run", type_hint=str)
+    wanted = await restate_context.get("wanted_run", type_hint=str)
     if wanted is None:
-        ctx.set("wanted_run", run_id)
+        restate_context.set("wanted_run", run_id)
     return wanted in (None, run_id)
 
 
 @task_runs.handler()
-async def end_run(ctx: restate.ObjectContext, run_id: str) -> None:
-    if await ctx.get("wanted_run", type_hint=str) == run_id:
-        ctx.clear("wanted_run")
+async def end_run(restate_context: restate.ObjectContext, run_id: str) -> None:
+    if await restate_context.get("wanted_run", type_hint=str) == run_id:
+        restate_context.clear("wanted_run")

@@ -53,43 +53,50 @@ class Tick(BaseModel):
 scheduled_agent = restate.VirtualObject("ScheduledAgent")
 
 
-async def schedule(ctx: restate.ObjectContext, tick: Tick, delay: float) -> None:
-    handle = ctx.object_send(check, key=ctx.key(), arg=tick, send_delay=timedelta(seconds=max(0.0, delay)))
+async def schedule(restate_context: restate.ObjectContext, tick: Tick, delay: float) -> None:
+    handle = restate_context.object_send(
+        check, key=restate_context.key(), arg=tick, send_delay=timedelta(seconds=max(0.0, delay))
+    )
     # The chain's token: only the check with this invocation id may run and schedule the next one.
-    ctx.set("next_check", await handle.invocation_id())
+    restate_context.set("next_check", await handle.invocation_id())
 
 
 @scheduled_agent.handler()
-async def start(ctx: restate.ObjectContext, req: WatchRequest) -> dict[str, Any]:
-    if await ctx.get("active", type_hint=bool):
-        return await describe(ctx)  # already watching: one chain of checks, not two
-    ctx.set("active", True)
-    ctx.set("config", req.model_dump())
-    first = Tick(seq=(await ctx.get("checks", type_hint=int) or 0) + 1, planned_at=await ctx.time())
-    await schedule(ctx, first, delay=0)
-    return await describe(ctx)
+async def start(restate_context: restate.ObjectContext, req: WatchRequest) -> dict[str, Any]:
+    if await restate_context.get("active", type_hint=bool):
+        return await describe(restate_context)  # already watching: one chain of checks, not two
+    restate_context.set("active", True)
+    restate_context.set("config", req.model_dump())
+    first = Tick(
+        seq=(await restate_context.get("checks", type_hint=int) or 0) + 1,
+        planned_at=await restate_context.time(),
+    )
+    await schedule(restate_context, first, delay=0)
+    return await describe(restate_context)
 
 
 # Only the schedule calls `check`: it is ingress-private, so the ingress refuses it.
 @scheduled_agent.handler(ingress_private=True)
-async def check(ctx: restate.ObjectContext, tick: Tick) -> None:
-    if ctx.request().id != await ctx.get("next_check", type_hint=str):
+async def check(restate_context: restate.ObjectContext, tick: Tick) -> None:
+    if restate_context.request().id != await restate_context.get("next_check", type_hint=str):
         return  # not the check the chain waits for (stopped since, or a stray call): no second chain
-    config = WatchRequest.model_validate(await ctx.get("config", type_hint=dict))
+    config = WatchRequest.model_validate(await restate_context.get("config", type_hint=dict))
 
     try:
-        result = await run_agent(weather_agent, f"What is the weather like in {config.city}?", context=ctx)
+        result = await run_agent(
+            weather_agent, f"What is the weather like in {config.city}?", context=restate_context
+        )
         report = str(result.final_output)
     except restate.TerminalError as e:
         if e.status_code == 409:
             raise  # cancelled by `stop`: the chain ends here
         # Failed for good (say, an unknown city): logged, and the watch goes on, still `active`.
         report = f"Check failed: {e.message}"
-    now = await ctx.time()
-    log: list[dict[str, Any]] = await ctx.get("log", type_hint=list) or []
+    now = await restate_context.time()
+    log: list[dict[str, Any]] = await restate_context.get("log", type_hint=list) or []
     log.append({"seq": tick.seq, "planned_at": tick.planned_at, "done_at": now, "report": report})
-    ctx.set("log", log[-LOG_LENGTH:])
-    ctx.set("checks", tick.seq)
+    restate_context.set("log", log[-LOG_LENGTH:])
+    restate_context.set("checks", tick.seq)
 
     # Plan from the schedule, not from the clock: a slow check does not push the next ones later.
     planned_at = tick.planned_at + config.interval_seconds
@@ -97,37 +104,37 @@ async def check(ctx: restate.ObjectContext, tick: Tick) -> None:
         # Late (the endpoint or the server was down): this check was the one catch-up. The missed
         # ones are skipped, not fired back to back; the next is the first future one of the plan.
         planned_at += math.ceil((now - planned_at) / config.interval_seconds) * config.interval_seconds
-    await schedule(ctx, Tick(seq=tick.seq + 1, planned_at=planned_at), delay=planned_at - now)
+    await schedule(restate_context, Tick(seq=tick.seq + 1, planned_at=planned_at), delay=planned_at - now)
 
 
 @scheduled_agent.handler(kind="shared")
-async def stop(ctx: restate.ObjectSharedContext) -> dict[str, Any]:
+async def stop(restate_context: restate.ObjectSharedContext) -> dict[str, Any]:
     # Shared, so not queued behind a check that is stuck (say, a weather API that keeps failing):
     # that check is cancelled, which frees the object for `end_watch`.
-    if next_check := await ctx.get("next_check", type_hint=str):
-        ctx.cancel_invocation(next_check)
-    return await ctx.object_call(end_watch, key=ctx.key(), arg=None)
+    if next_check := await restate_context.get("next_check", type_hint=str):
+        restate_context.cancel_invocation(next_check)
+    return await restate_context.object_call(end_watch, key=restate_context.key(), arg=None)
 
 
 @scheduled_agent.handler(ingress_private=True)
-async def end_watch(ctx: restate.ObjectContext) -> dict[str, Any]:
+async def end_watch(restate_context: restate.ObjectContext) -> dict[str, Any]:
     # A check may have scheduled the next one meanwhile: cancel that one too.
-    if next_check := await ctx.get("next_check", type_hint=str):
-        ctx.cancel_invocation(next_check)
-    ctx.clear("next_check")
-    ctx.set("active", False)
-    return await describe(ctx)
+    if next_check := await restate_context.get("next_check", type_hint=str):
+        restate_context.cancel_invocation(next_check)
+    restate_context.clear("next_check")
+    restate_context.set("active", False)
+    return await describe(restate_context)
 
 
 @scheduled_agent.handler(kind="shared")
-async def status(ctx: restate.ObjectSharedContext) -> dict[str, Any]:
-    return await describe(ctx)
+async def status(restate_context: restate.ObjectSharedContext) -> dict[str, Any]:
+    return await describe(restate_context)
 
 
-async def describe(ctx: restate.ObjectSharedContext | restate.ObjectContext) -> dict[str, Any]:
+async def describe(restate_context: restate.ObjectSharedContext | restate.ObjectContext) -> dict[str, Any]:
     return {
-        "active": bool(await ctx.get("active", type_hint=bool)),
-        "config": await ctx.get("config", type_hint=dict),
-        "checks": await ctx.get("checks", type_hint=int) or 0,
-        "log": (await ctx.get("log", type_hint=list) or [])[-10:],
+        "active": bool(await restate_context.get("active", type_hint=bool)),
+        "config": await restate_context.get("config", type_hint=dict),
+        "checks": await restate_context.get("checks", type_hint=int) or 0,
+        "log": (await restate_context.get("log", type_hint=list) or [])[-10:],
     }

@@ -51,7 +51,7 @@ def check_call(call: ChatCompletionMessageFunctionToolCall) -> WeatherRequest | 
 
 
 @manual_loop_agent.handler()
-async def run(ctx: restate.Context, prompt: MultiWeatherPrompt) -> str:
+async def run(restate_context: restate.Context, prompt: MultiWeatherPrompt) -> str:
     messages: list[Any] = [
         {"role": "system", "content": "You are a helpful agent that provides weather updates."},
         {"role": "user", "content": prompt.message},
@@ -63,7 +63,7 @@ async def run(ctx: restate.Context, prompt: MultiWeatherPrompt) -> str:
             return await openai_client().chat.completions.create(model=MODEL, messages=messages, tools=TOOLS)
 
         # Journaled: on replay the response comes from the journal, not from the model.
-        response = await ctx.run_typed("LLM call", call_llm, LLM_RETRY)
+        response = await restate_context.run_typed("LLM call", call_llm, LLM_RETRY)
         reply = response.choices[0].message
         tool_calls = [c for c in reply.tool_calls or [] if c.type == "function"]
         if reply.refusal:
@@ -92,7 +92,7 @@ async def run(ctx: restate.Context, prompt: MultiWeatherPrompt) -> str:
         checked = [check_call(c) for c in tool_calls]
         called.update(c.function.name for c in tool_calls)
         steps = {
-            i: ctx.run_typed("Get weather", fetch_weather, req=req)
+            i: restate_context.run_typed("Get weather", fetch_weather, req=req)
             for i, req in enumerate(checked)
             if isinstance(req, WeatherRequest)
         }

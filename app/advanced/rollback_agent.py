@@ -43,16 +43,22 @@ class BookingContext:
 
     async def book(self, kind: str, reserve: Reserve, booking: BaseModel) -> BookingResult:
         """Book with the booking system, after remembering how to undo and how to confirm it."""
-        ctx, booking_id = self.restate_context, self.booking_id
+        restate_context, booking_id = self.restate_context, self.booking_id
         # The compensation is registered before booking: if the booking fails half-way, the
         # cancellation still runs (cancelling what does not exist is harmless; a forgotten one is not).
         self.on_rollback.append(
-            lambda: ctx.run_typed(f"Cancel {kind}", cancel_booking, kind=kind, booking_id=booking_id)
+            lambda: restate_context.run_typed(
+                f"Cancel {kind}", cancel_booking, kind=kind, booking_id=booking_id
+            )
         )
         self.on_success.append(
-            lambda: ctx.run_typed(f"Confirm {kind}", confirm_booking, kind=kind, booking_id=booking_id)
+            lambda: restate_context.run_typed(
+                f"Confirm {kind}", confirm_booking, kind=kind, booking_id=booking_id
+            )
         )
-        return await ctx.run_typed(f"Book {kind}", reserve, booking_id=booking_id, booking=booking)
+        return await restate_context.run_typed(
+            f"Book {kind}", reserve, booking_id=booking_id, booking=booking
+        )
 
 
 @durable_function_tool
@@ -85,9 +91,11 @@ agent_service = restate.Service("BookingWithRollbackAgent")
 
 
 @agent_service.handler()
-async def book(ctx: restate.Context, prompt: BookingPrompt) -> str:
-    # ctx.uuid() is journaled: a replay gets the same id, so the saga keeps its identity.
-    saga = BookingContext(restate_context=ctx, booking_id=prompt.booking_id or str(ctx.uuid()))
+async def book(restate_context: restate.Context, prompt: BookingPrompt) -> str:
+    # restate_context.uuid() is journaled: a replay gets the same id, so the saga keeps its identity.
+    saga = BookingContext(
+        restate_context=restate_context, booking_id=prompt.booking_id or str(restate_context.uuid())
+    )
     try:
         result = await run_agent(booking_agent, prompt.message, context=saga)
     except restate.TerminalError:

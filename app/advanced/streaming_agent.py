@@ -46,15 +46,15 @@ class ReadRequest(RequestModel):
 
 # Only the agent publishes (a one-way call from its own invocation); the ingress refuses it.
 @agent_events.handler(ingress_private=True)
-async def publish(ctx: restate.ObjectContext, event: dict[str, Any]) -> None:
-    events: list[dict[str, Any]] = await ctx.get("events", type_hint=list) or []
+async def publish(restate_context: restate.ObjectContext, event: dict[str, Any]) -> None:
+    events: list[dict[str, Any]] = await restate_context.get("events", type_hint=list) or []
     events.append({**event, "offset": len(events)})
-    ctx.set("events", events)
+    restate_context.set("events", events)
 
 
 @agent_events.handler(kind="shared")
-async def read(ctx: restate.ObjectSharedContext, req: ReadRequest) -> dict[str, Any]:
-    events: list[dict[str, Any]] = await ctx.get("events", type_hint=list) or []
+async def read(restate_context: restate.ObjectSharedContext, req: ReadRequest) -> dict[str, Any]:
+    events: list[dict[str, Any]] = await restate_context.get("events", type_hint=list) or []
     return {
         "events": events[req.offset :],
         "next_offset": max(len(events), req.offset),
@@ -65,20 +65,23 @@ async def read(ctx: restate.ObjectSharedContext, req: ReadRequest) -> dict[str, 
 # --- the agent -----------------------------------------------------------------------------------
 
 
-def emit(ctx: restate.Context, event: dict[str, Any]) -> None:
+def emit(restate_context: restate.Context, event: dict[str, Any]) -> None:
     """Publish to this run's topic: a journaled send, made once even if the run is replayed."""
-    ctx.object_send(publish, key=ctx.request().id, arg=event)
+    restate_context.object_send(publish, key=restate_context.request().id, arg=event)
 
 
 @durable_function_tool
 async def get_weather(wrapper: RunContextWrapper[restate.Context], req: WeatherRequest) -> WeatherResponse:
     """Get the current weather for a given city."""
-    ctx = wrapper.context
+    restate_context = wrapper.context
     # Published from inside the tool, where Restate runs tool calls one at a time: with several
     # tool calls in a turn, the events keep one order on every replay.
-    emit(ctx, {"type": "tool_start", "tool": "get_weather", "city": req.city})
-    weather = await ctx.run_typed("Get weather", fetch_weather, req=req)
-    emit(ctx, {"type": "tool_end", "tool": "get_weather", "city": req.city, "result": weather.model_dump()})
+    emit(restate_context, {"type": "tool_start", "tool": "get_weather", "city": req.city})
+    weather = await restate_context.run_typed("Get weather", fetch_weather, req=req)
+    emit(
+        restate_context,
+        {"type": "tool_end", "tool": "get_weather", "city": req.city, "result": weather.model_dump()},
+    )
     return weather
 
 
@@ -115,11 +118,13 @@ agent_service = restate.Service("StreamingAgent")
 
 
 @agent_service.handler()
-async def run(ctx: restate.Context, prompt: WeatherPrompt) -> str:
+async def run(restate_context: restate.Context, prompt: WeatherPrompt) -> str:
     try:
-        result = await run_agent(streaming_weather_agent, prompt.message, context=ctx, hooks=ProgressHooks())
+        result = await run_agent(
+            streaming_weather_agent, prompt.message, context=restate_context, hooks=ProgressHooks()
+        )
     except restate.TerminalError as e:
-        emit(ctx, {"type": "error", "message": e.message})
+        emit(restate_context, {"type": "error", "message": e.message})
         raise
-    emit(ctx, {"type": "done", "output": str(result.final_output)})
+    emit(restate_context, {"type": "done", "output": str(result.final_output)})
     return str(result.final_output)

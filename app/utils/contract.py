@@ -196,11 +196,11 @@ def _caller_error(error: restate.TerminalError) -> restate.TerminalError | None:
 
 def _guard(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
     @functools.wraps(fn)
-    async def guarded(ctx: Any, *args: Any) -> Any:
+    async def guarded(restate_context: Any, *args: Any) -> Any:
         if args and isinstance(args[0], Rejected):
             raise restate.TerminalError(args[0].message, status_code=400)
         try:
-            return await fn(ctx, *args)
+            return await fn(restate_context, *args)
         except restate.TerminalError as e:
             if (original := _caller_error(e)) is not None:
                 raise restate.TerminalError(original.message, original.status_code, original.metadata) from e

@@ -18,8 +18,9 @@ from openai.types.responses import Response
 from restate import RunOptions, TerminalError
 from restate.exceptions import RetryableError
 
-# The tour's agents do not name a model, so they ran on the Agents SDK's default of that time.
-# Newer SDKs default to a reasoning model with its own settings: pin the model here instead.
+# The reference tour's agents use gpt-4o. The default here is gpt-4.1, its successor without
+# reasoning settings; OPENAI_MODEL picks another. (Left unset, newer Agents SDKs would pick a
+# reasoning model with settings of its own.)
 MODEL = os.environ.get("OPENAI_MODEL", "gpt-4.1")
 
 # Every LLM call is a journaled step. Restate retries a failed call with backoff, but only this

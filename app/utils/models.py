@@ -68,7 +68,12 @@ class InsuranceClaim(RequestModel):
     # Also the argument of claim tools, filled in by the LLM (and this docstring is in the tool's
     # schema): the rules are validators that stay out of the tool's JSON schema (see RequestModel).
 
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        # "Place of service" in the playground, not the alias's "Placeofservice".
+        field_title_generator=lambda name, _info: name.replace("_", " ").capitalize(),
+    )
 
     EXAMPLES: ClassVar[list[dict[str, Any]]] = [TOUR_CLAIM]
 

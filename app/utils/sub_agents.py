@@ -22,8 +22,8 @@ def claim_agent_service(agent: Agent[restate.Context]) -> tuple[restate.Service,
     service = restate.Service(agent.name)
 
     @service.handler("run")
-    async def run(ctx: restate.Context, claim: InsuranceClaim) -> str:
-        result = await run_agent(agent, claim.model_dump_json(by_alias=True), context=ctx)
+    async def run(restate_context: restate.Context, claim: InsuranceClaim) -> str:
+        result = await run_agent(agent, claim.model_dump_json(by_alias=True), context=restate_context)
         return str(result.final_output)
 
     return service, run

@@ -1,7 +1,7 @@
 """Tool functions of the tour.
 
 They do the real work behind the agents' tools. Each is called inside a durable step
-(`ctx.run_typed`), so its result is journaled and a retry or a replay never repeats it.
+(`restate_context.run_typed`), so its result is journaled and a retry or a replay never repeats it.
 """
 
 import asyncio
