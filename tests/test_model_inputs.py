@@ -77,3 +77,21 @@ def test_a_looping_run_is_described_by_what_the_model_called() -> None:
         describe_tool_calls(items, {"get_weather"})
         == "unknown tool 'no_such_tool' x2, get_weather x2 (invalid arguments x1)"
     )
+
+
+def test_a_claim_tool_tells_the_model_what_to_write_for_what_the_user_did_not_say() -> None:
+    from app.human_approval_agent import human_approval
+
+    schema = human_approval.params_json_schema
+    claim = schema["$defs"]["InsuranceClaim"] if "$defs" in schema else schema["properties"]["claim"]
+    unsaid = {
+        name: field.get("description", "")
+        for name, field in claim["properties"].items()
+        if name not in ("amount", "reason")  # what every claim states: how much, for what
+    }
+
+    assert "null if unknown" in unsaid.pop("date")
+    assert unsaid == {
+        "category": "The kind of claim, e.g. medical or auto; 'other' if the claim does not say.",
+        "placeOfService": "Where the service was provided, e.g. a hospital; 'unknown' if the claim does not say.",
+    }

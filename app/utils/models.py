@@ -81,9 +81,15 @@ class InsuranceClaim(RequestModel):
         default=None,
         description="When the costs were incurred, YYYY-MM-DD (e.g. 2024-10-01); null if unknown.",
     )
+    # A model fills these from the user's words, which may not say: each description tells it what
+    # to write then, instead of leaving it to invent something.
     amount: PositiveAmount = Field(description="The amount claimed, greater than 0.")
-    category: ShortText = Field(description="The kind of claim, e.g. medical or auto.")
-    place_of_service: ShortText = Field(description="Where the service was provided, e.g. a hospital.")
+    category: ShortText = Field(
+        description="The kind of claim, e.g. medical or auto; 'other' if the claim does not say."
+    )
+    place_of_service: ShortText = Field(
+        description="Where the service was provided, e.g. a hospital; 'unknown' if the claim does not say."
+    )
     reason: ShortText = Field(description="What the claim is for, e.g. a broken leg.")
 
 
