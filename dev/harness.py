@@ -6,6 +6,7 @@ SQL introspection. Built from `dev.stack`, the same parts `make run` uses.
 
 import json
 import os
+import subprocess
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -43,6 +44,18 @@ def wait_until(
             return last
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+def run_curl(command: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run a printed `curl ...` command as a user would, with `--fail`: an HTTP error is an error."""
+    assert command.startswith("curl "), command
+    return subprocess.run(
+        "curl --fail --silent --show-error " + command.removeprefix("curl "),
+        shell=True,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 class Tour:

@@ -3,7 +3,6 @@
 
 import contextlib
 import itertools
-import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -11,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from dev.harness import Tour
+from dev.harness import Tour, run_curl
 
 _markers = itertools.count(1)
 
@@ -85,7 +84,7 @@ def approving_reviews(stack: Tour) -> Iterator[None]:
         while not done.wait(0.3):
             for approve_command, _ in stack.review_requests("")[handled:]:
                 handled += 1
-                subprocess.run(approve_command, shell=True, capture_output=True, timeout=30)
+                run_curl(approve_command, timeout=30)
 
     thread = threading.Thread(target=approve, daemon=True)
     thread.start()

@@ -105,7 +105,10 @@ def test_the_partition_leader_crashes_and_nothing_is_lost(cluster: ClusterTour) 
         approve_through(stack, approvals[marker])
         resp = stack.output(invocation)
         assert resp.status_code == 200, resp.text
-        assert "was approved by a human reviewer" in resp.json()
+        assert (
+            resp.json()
+            == f"The claim of 3,000 USD for broken leg ({marker}) was approved by a human reviewer."
+        )
         # The LLM call before the approval came from the journal, not from the LLM again.
         assert len(stack.llm_calls(marker)) == 2
         assert len(stack.review_requests(marker)) == 1
@@ -171,7 +174,10 @@ def test_the_whole_cluster_restarts_and_keeps_its_state(cluster: ClusterTour) ->
     assert stack.call(f"Chat/{key}/message", {"message": "What is my name?"}).json() == "Your name is Lin."
     approve_through(stack, approve)
     resp = stack.output(invocation)
-    assert resp.status_code == 200 and "was approved by a human reviewer" in resp.json()
+    assert resp.status_code == 200
+    assert (
+        resp.json() == f"The claim of 3,000 USD for broken leg ({marker}) was approved by a human reviewer."
+    )
     assert len(stack.llm_calls(marker)) == 2
     # A call repeated with the same idempotency key gets the stored answer, with no new LLM call.
     again = stack.call("WeatherAgent/run", {"message": "Weather in Oslo?"}, headers={"idempotency-key": key})

@@ -10,7 +10,7 @@ import subprocess
 import httpx
 import pytest
 
-from dev.harness import FORCE_REPLAY, Tour, wait_until
+from dev.harness import FORCE_REPLAY, Tour, run_curl, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -23,9 +23,21 @@ def claim(amount: str = "3000USD") -> tuple[str, str]:
     return f"Process my hospital bill of {amount} for a broken leg ({marker}).", marker
 
 
+def decided(marker: str, verdict: str) -> str:
+    """The agent's answer once a human decided the claim made by `claim()`."""
+    return f"The claim of 3,000 USD for broken leg ({marker}) was {verdict} by a human reviewer."
+
+
+def timed_out(marker: str) -> str:
+    return (
+        f"The human review of the claim of 3,000 USD for broken leg ({marker}) timed out, so I evaluated "
+        "it myself: approved (medical claim)."
+    )
+
+
 def run_printed(command: str) -> subprocess.CompletedProcess[str]:
-    """Run a command exactly as the service log printed it."""
-    return subprocess.run(command, shell=True, capture_output=True, text=True, timeout=30)
+    """Run a command as the service log printed it (with `--fail`: an HTTP error fails it)."""
+    return run_curl(command, timeout=30)
 
 
 # --- HumanClaimApprovalAgent ---------------------------------------------------------------------
@@ -55,7 +67,10 @@ def test_a_small_claim_is_decided_without_a_human(waiting_stack: Tour) -> None:
     resp = stack.call("HumanClaimApprovalAgent/run", {"message": prompt})
 
     assert resp.status_code == 200, resp.text
-    assert "without a human review" in resp.json() and "approved" in resp.json()
+    assert resp.json() == (
+        f"The claim of 500 USD for broken leg ({marker}) is approved. It is below 1000, so I decided "
+        "without a human review."
+    )
     assert stack.review_requests(marker) == []
     steps = [e.get("name") for e in stack.journal(resp.headers["x-restate-id"])]
     assert "Request review" not in steps and steps.count("call LLM") == 1
@@ -75,7 +90,7 @@ def test_a_pending_approval_is_suspended_and_needs_no_running_endpoint(waiting_s
     stack.start_endpoint()
 
     resp = stack.output(invocation)
-    assert resp.status_code == 200 and "approved" in resp.json()
+    assert resp.status_code == 200 and resp.json() == decided(marker, "approved")
 
 
 @pytest.mark.crash
@@ -92,7 +107,7 @@ def test_a_crash_while_waiting_repeats_no_llm_call(waiting_stack: Tour) -> None:
     resp = stack.output(invocation)
 
     assert resp.status_code == 200, resp.text
-    assert "was approved by a human reviewer" in resp.json()
+    assert resp.json() == decided(marker, "approved")
     assert len(stack.llm_calls(marker)) == 2  # the first call was replayed from the journal
     assert len(stack.review_requests(marker)) == 1  # and the review was requested once
 
@@ -108,7 +123,7 @@ def test_the_approval_survives_a_restate_server_restart(waiting_stack: Tour) -> 
     resp = stack.output(invocation)
 
     assert resp.status_code == 200, resp.text
-    assert "was approved by a human reviewer" in resp.json()
+    assert resp.json() == decided(marker, "approved")
 
 
 def test_an_unknown_awakeable_id_is_refused_with_a_message(waiting_stack: Tour) -> None:
@@ -134,7 +149,7 @@ def test_a_malformed_answer_decides_nothing_and_the_claim_is_asked_again(waiting
 
     assert run_printed(approve).returncode == 0
     resp = stack.output(invocation)
-    assert resp.status_code == 200 and "was approved by a human reviewer" in resp.json()
+    assert resp.status_code == 200 and resp.json() == decided(marker, "approved")
     assert len(stack.llm_calls(marker)) == 2
 
 
@@ -165,7 +180,7 @@ def test_an_approval_in_time_wins_the_race(waiting_stack: Tour) -> None:
     assert run_printed(reject).returncode == 0
     resp = stack.output(invocation)
 
-    assert resp.status_code == 200 and "was rejected by a human reviewer" in resp.json()
+    assert resp.status_code == 200 and resp.json() == decided(marker, "rejected")
 
 
 def test_a_malformed_answer_keeps_the_original_deadline(waiting_stack: Tour) -> None:
@@ -180,7 +195,7 @@ def test_a_malformed_answer_keeps_the_original_deadline(waiting_stack: Tour) -> 
     resp = stack.output(invocation, timeout=60)
 
     assert resp.status_code == 200, resp.text
-    assert "timed out" in resp.json()
+    assert resp.json() == timed_out(marker)
     # One timer for both review requests: asking again did not extend the deadline.
     assert [e["entry_type"] for e in stack.journal(invocation)].count("Command: Sleep") == 1
 
@@ -200,7 +215,7 @@ def test_the_timer_keeps_its_deadline_across_an_endpoint_restart(waiting_stack: 
     resp = stack.output(invocation, timeout=60)
 
     assert resp.status_code == 200, resp.text
-    assert "timed out" in resp.json()
+    assert resp.json() == timed_out(marker)
     assert len(stack.llm_calls(marker)) == 2
 
 
@@ -229,7 +244,7 @@ def test_the_approval_runs_as_its_own_durable_service(waiting_stack: Tour) -> No
     resp = stack.output(invocation)
 
     assert resp.status_code == 200, resp.text
-    assert "was approved by a human reviewer" in resp.json()
+    assert resp.json() == decided(marker, "approved")
     assert stack.invocation(children[0]["id"])["completion_result"] == "success"
 
 

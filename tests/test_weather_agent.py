@@ -23,7 +23,7 @@ def test_empty_body_uses_the_tour_default(stack: Tour) -> None:
     resp = stack.call("WeatherAgent/run", {})
 
     assert resp.status_code == 200, resp.text
-    assert "San Francisco" in resp.json()
+    assert resp.json() == "The weather in San Francisco is currently partly cloudy, 16 degrees Celsius."
 
 
 def test_other_cities_get_their_own_weather(stack: Tour) -> None:
