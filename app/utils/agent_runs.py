@@ -33,8 +33,6 @@ from agents import (
     Agent,
     Handoff,
     HandoffCallItem,
-    MaxTurnsExceeded,
-    ModelRefusalError,
     RunConfig,
     RunErrorHandlerInput,
     RunErrorHandlers,
@@ -88,7 +86,7 @@ def describe_tool_calls(items: list[Any], known_tools: set[str]) -> str:
             continue
         name = str(_raw(item, "name") or "?")
         calls[name] += 1
-        if outputs.get(_raw(item, "call_id"), "").startswith(("An error occurred while calling the tool",)):
+        if outputs.get(_raw(item, "call_id"), "").startswith("An error occurred while calling the tool"):
             invalid[name] += 1
     parts = []
     for name, count in calls.most_common():
@@ -135,19 +133,16 @@ async def run_agent(
 ) -> RunResult:
     """`DurableRunner.run` with bounded LLM attempts and turns, and a terminal error for a model
     that misbehaves (see the table above). Every agent of the tour runs through here."""
-    try:
-        result = await DurableRunner.run(
-            starting_agent,
-            input,
-            context=context,
-            run_options=run_options or LLM_RETRY,
-            run_config=RUN_CONFIG,
-            max_turns=MAX_TURNS,
-            error_handlers=ERROR_HANDLERS,
-            **kwargs,
-        )
-    except (MaxTurnsExceeded, ModelRefusalError) as e:  # pragma: no cover - the handlers above raise
-        raise ModelMisbehaved(f"The model misbehaved: {e}") from e
+    result = await DurableRunner.run(
+        starting_agent,
+        input,
+        context=context,
+        run_options=run_options or LLM_RETRY,
+        run_config=RUN_CONFIG,
+        max_turns=MAX_TURNS,
+        error_handlers=ERROR_HANDLERS,
+        **kwargs,
+    )
     if result.final_output is None or (
         isinstance(result.final_output, str) and not result.final_output.strip()
     ):
