@@ -66,10 +66,10 @@ LOOPING = f"The model called tools for {MAX_TURNS} turns without answering ("
 # behaviour -> check of the error message (given the case)
 ALWAYS: dict[str, Callable[[Case, str], bool]] = {
     "unknown_tool": lambda case, msg: (
-        msg.startswith(LOOPING) and ("'no_such_tool' x" in msg or "no_such_tool x" in msg)
+        LOOPING in msg and ("'no_such_tool' x" in msg or "no_such_tool x" in msg)
     ),
     "bad_json": lambda case, msg: (
-        msg.startswith(LOOPING)
+        LOOPING in msg
         and (
             # an agent without tools gets a call to a tool it does not have
             "invalid arguments" in msg
@@ -80,7 +80,7 @@ ALWAYS: dict[str, Callable[[Case, str], bool]] = {
         )
     ),
     "bad_args": lambda case, msg: (
-        msg.startswith(LOOPING)
+        LOOPING in msg
         and (
             # an agent without tools gets a call to a tool it does not have
             "invalid arguments" in msg
@@ -90,10 +90,11 @@ ALWAYS: dict[str, Callable[[Case, str], bool]] = {
             or "transfer_to_" in msg
         )
     ),
-    "endless_tools": lambda case, msg: msg.startswith(LOOPING),
-    "empty": lambda case, msg: msg == "The model gave an empty answer (no text and no tool call).",
-    "refusal": lambda case, msg: msg == f"The model refused to answer: {REFUSAL!r}",
-    "incomplete": lambda case, msg: msg.startswith("The model's answer was cut off ("),
+    "endless_tools": lambda case, msg: LOOPING in msg,
+    # `in`, not `==`: a race of two agents names the failure of each
+    "empty": lambda case, msg: "The model gave an empty answer (no text and no tool call)." in msg,
+    "refusal": lambda case, msg: f"The model refused to answer: {REFUSAL!r}" in msg,
+    "incomplete": lambda case, msg: "The model's answer was cut off (" in msg,
     "failed": lambda case, msg: (
         msg == "The model's answer was withheld (finish_reason: content_filter)."
         if case.chat_api
