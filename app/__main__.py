@@ -49,6 +49,7 @@ from app.utils.contract import enforce_input_contract
 from app.utils.llm import configure_openai_client
 from app.utils.logs import setup_logging
 from app.utils.recovery import announce_return
+from app.utils.review_inbox import review_inbox
 from app.utils.sub_agents import (
     eligibility_agent_service,
     fraud_agent_service,
@@ -64,6 +65,7 @@ services: list[restate.Service | restate.VirtualObject | restate.Workflow] = [
     human_claim_approval_with_timeouts_agent,
     sub_workflow_claim_approval_agent,
     human_approval_workflow,
+    review_inbox,
     # Durable sessions
     chat,
     # Multi-agent coordination
