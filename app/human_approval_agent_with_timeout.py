@@ -22,7 +22,7 @@ from restate.serde import BytesSerde
 from app.utils.agent_runs import run_agent
 from app.utils.llm import MODEL
 from app.utils.models import ClaimPrompt, InsuranceClaim
-from app.utils.review_inbox import pending_review
+from app.utils.review_inbox import pending_review, seconds_from_now
 from app.utils.utils import parse_decision
 
 APPROVAL_TIMEOUT = timedelta(seconds=float(os.environ.get("APPROVAL_TIMEOUT_SECONDS", 3 * 60 * 60)))
@@ -35,7 +35,10 @@ async def human_approval(wrapper: RunContextWrapper[restate.Context], claim: Ins
     # The timer's deadline is journaled when it is created: a restarted endpoint waits for what
     # is left of it, not for a new full timeout.
     timeout = restate_context.sleep(APPROVAL_TIMEOUT)
-    deadline = await restate_context.time() + APPROVAL_TIMEOUT.total_seconds()  # shown in the inbox
+    # The same deadline as a journaled value, for the reviewers' inbox.
+    deadline = await restate_context.run_typed(
+        "Deadline", seconds_from_now, seconds=APPROVAL_TIMEOUT.total_seconds()
+    )
     while True:
         approval_id, approval = restate_context.awakeable(serde=BytesSerde())
         agent = "HumanClaimApprovalWithTimeoutsAgent"

@@ -60,6 +60,11 @@ async def list_reviews(ctx: restate.ObjectSharedContext) -> dict[str, Any]:
     return {"reviews": pending}
 
 
+def seconds_from_now(seconds: float) -> float:
+    """A point in time (seconds since the epoch), e.g. a review's deadline; run it as a durable step."""
+    return time.time() + seconds
+
+
 def _ask(claim: InsuranceClaim, awakeable_id: str) -> float:
     request_human_review(claim, awakeable_id)
     return time.time()
