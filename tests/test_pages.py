@@ -182,6 +182,47 @@ def test_the_web_process_decides_only_pending_reviews_and_only_for_its_own_pages
     )
 
 
+# --- the inbox itself, through the ingress --------------------------------------------------------
+
+
+def test_only_the_agents_write_to_the_inbox(stack: Tour) -> None:
+    review = {"id": "sign_1forged", "agent": "x", "invocationId": "inv_x", "requestedAt": 0,
+              "claim": {"amount": 5000, "category": "medical", "placeOfService": "x", "reason": "forged"}}  # fmt: skip
+    for handler, body in (("add", review), ("remove", "sign_1forged")):
+        resp = stack.call(f"ReviewInbox/reviewers/{handler}", body)
+        assert (resp.status_code, resp.json()["message"]) == (400, "the invoked service is not public")
+    assert all(r["id"] != "sign_1forged" for r in pending(stack))
+
+
+def test_a_cancelled_approval_leaves_the_inbox(stack: Tour) -> None:
+    prompt, reason = claim_prompt()
+    invocation = stack.send("SubWorkflowClaimApprovalAgent/run", {"message": prompt})
+    review = review_of(stack, reason)
+    assert review["agent"] == "HumanApprovalWorkflow"
+
+    assert httpx.patch(f"{stack.admin.url}/invocations/{invocation}/cancel", timeout=10).status_code == 202
+    assert stack.output(invocation).status_code == 409  # cancelled, and the sub-workflow with it
+    wait_until(lambda: all(r["id"] != review["id"] for r in pending(stack)), what="the review to leave")
+
+
+def test_the_inbox_survives_a_restart_of_restate(stack: Tour) -> None:
+    prompt, reason = claim_prompt()
+    invocation = stack.send("HumanClaimApprovalAgent/run", {"message": prompt})
+    review = review_of(stack, reason)
+
+    stack.restart_server()
+    assert review in pending(stack)
+    resp = httpx.post(
+        f"{stack.web_url}/api/reviews/{review['id']}/decision", json={"approved": False}, timeout=10
+    )
+    assert resp.status_code == 202, resp.text
+    assert (
+        stack.output(invocation).json()
+        == f"The claim of 3,000 USD for {reason} was rejected by a human reviewer."
+    )
+    wait_until(lambda: review not in pending(stack), what="the review to leave")
+
+
 # --- the chat ----------------------------------------------------------------------------------
 
 
