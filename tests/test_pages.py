@@ -205,6 +205,25 @@ def test_a_cancelled_approval_leaves_the_inbox(stack: Tour) -> None:
     wait_until(lambda: all(r["id"] != review["id"] for r in pending(stack)), what="the review to leave")
 
 
+def test_the_review_of_a_killed_invocation_is_no_longer_offered(stack: Tour) -> None:
+    prompt, reason = claim_prompt()
+    invocation = stack.send("HumanClaimApprovalAgent/run", {"message": prompt})
+    review = review_of(stack, reason)
+
+    # A kill runs no more code of the invocation: the agent cannot take its review out.
+    assert httpx.patch(f"{stack.admin.url}/invocations/{invocation}/kill", timeout=10).status_code == 200
+    assert review in pending(stack)
+
+    def offered() -> list[str]:
+        return [r["id"] for r in httpx.get(f"{stack.web_url}/api/reviews", timeout=10).json()["reviews"]]
+
+    wait_until(lambda: review["id"] not in offered(), what="the web process to leave the review out")
+    resp = httpx.post(
+        f"{stack.web_url}/api/reviews/{review['id']}/decision", json={"approved": True}, timeout=10
+    )
+    assert resp.status_code == 404
+
+
 def test_the_inbox_survives_a_restart_of_restate(stack: Tour) -> None:
     prompt, reason = claim_prompt()
     invocation = stack.send("HumanClaimApprovalAgent/run", {"message": prompt})

@@ -49,4 +49,5 @@ def create_app(settings: Settings | None = None) -> Starlette:
     )
     app.state.settings = settings
     app.state.open_streams = 0
+    app.state.ended_runs = pages.EndedRuns()
     return app

@@ -13,7 +13,8 @@ JSON routes below, which read and write through the Restate ingress only:
     GET  /api/chat/<key>/history       Chat/<key>/get_history, as [{"role", "text"}]
     POST /api/chat/<key>/message       {"message": "..."}: Chat/<key>/message, waits for the answer
 
-A decision is accepted only for a review that is in the inbox (404 otherwise). The JavaScript puts
+A decision is accepted only for a review that is in the inbox (404 otherwise). A review whose
+invocation has ended without removing it (killed: no code ran) is left out (`EndedRuns`). The JavaScript puts
 every text into the page with `textContent`; a strict Content-Security-Policy (scripts and styles
 from this origin only, no inline code) is set on every response. POSTs must be JSON and, when the
 browser names an origin, come from this one.
@@ -106,11 +107,45 @@ def _ingress(request: Request) -> httpx.AsyncClient:
     return client
 
 
-async def _reviews(client: httpx.AsyncClient) -> list[dict[str, Any]]:
+class EndedRuns:
+    """The invocations of reviews that have ended without taking their review out of the inbox.
+
+    An invocation killed from the UI or the admin API runs no more code, so its review stays in
+    the inbox; resolving it would do nothing. Such reviews are left out. Whether an invocation
+    still runs is asked through the ingress (HTTP 470: not completed yet), at most every
+    RECHECK_SECONDS per invocation; an ended one stays ended.
+    """
+
+    RECHECK_SECONDS = 10.0
+
+    def __init__(self) -> None:
+        self.ended: set[str] = set()
+        self.checked: dict[str, float] = {}
+
+    async def void(self, client: httpx.AsyncClient, reviews: list[dict[str, Any]]) -> set[str]:
+        now = time.monotonic()
+        current = {r["invocationId"] for r in reviews}
+        self.checked = {inv: at for inv, at in self.checked.items() if inv in current}
+        self.ended &= current
+        for inv in current - self.ended:
+            if now - self.checked.get(inv, -self.RECHECK_SECONDS) < self.RECHECK_SECONDS:
+                continue
+            self.checked[inv] = now
+            resp = await client.get(f"/restate/invocation/{quote(inv, safe='')}/output")
+            from_ingress = resp.headers.get("x-restate-error-source") == "ingress"
+            if resp.status_code != 470 and not (from_ingress and resp.status_code >= 500):
+                self.ended.add(inv)  # completed, failed, killed, or gone after its retention
+        return self.ended
+
+
+async def _reviews(request: Request) -> list[dict[str, Any]]:
+    """The pending reviews that can still be decided, oldest first."""
+    client = _ingress(request)
     resp = await client.get(INBOX)
     resp.raise_for_status()
     reviews: list[dict[str, Any]] = resp.json()["reviews"]
-    return reviews
+    void = await request.app.state.ended_runs.void(client, reviews)
+    return [r for r in reviews if r["invocationId"] not in void]
 
 
 def _passed_on(resp: httpx.Response) -> JSONResponse:
@@ -150,7 +185,7 @@ async def chat_page(request: Request) -> Response:
 
 async def list_reviews(request: Request) -> Response:
     try:
-        return JSONResponse({"reviews": await _reviews(_ingress(request))})
+        return JSONResponse({"reviews": await _reviews(request)})
     except httpx.HTTPError as e:
         return _unreachable(e)
 
@@ -158,7 +193,6 @@ async def list_reviews(request: Request) -> Response:
 async def review_stream(request: Request) -> Response:
     """The inbox as server-sent events: the whole list first, then again each time it changes."""
     settings: Settings = request.app.state.settings
-    client = _ingress(request)
 
     async def frames() -> AsyncIterator[str]:
         yield "retry: 1000\n\n"  # the browser reconnects after a second when the stream ends
@@ -166,7 +200,7 @@ async def review_stream(request: Request) -> Response:
         last_change = time.monotonic()
         while time.monotonic() - last_change < settings.stream_idle_seconds:
             try:
-                event, data = "reviews", json.dumps({"reviews": await _reviews(client)})
+                event, data = "reviews", json.dumps({"reviews": await _reviews(request)})
             except httpx.HTTPError as e:
                 message = f"the Restate ingress could not be reached: {e}"
                 event, data = "unreachable", json.dumps({"message": message})
@@ -191,7 +225,7 @@ async def decide(request: Request) -> Response:
         return _message(400, 'send {"approved": true} or {"approved": false}')
     client = _ingress(request)
     try:
-        if not any(r["id"] == review_id for r in await _reviews(client)):
+        if not any(r["id"] == review_id for r in await _reviews(request)):
             return _message(404, f"no pending review {review_id} (decided already, or timed out)")
         # Exactly what the curl command in the log does.
         resp = await client.post(f"/restate/awakeables/{quote(review_id, safe='')}/resolve", json=approved)
