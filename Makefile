@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: run cluster test lint fmt test-replay test-cluster bench clean install lock
+.PHONY: run cluster test lint fmt test-replay test-cluster bench screenshots clean install lock
 
 run: install
 	@$(PY) -m dev
@@ -25,6 +25,10 @@ test-cluster: install
 
 test-replay: install
 	TOUR_FORCE_REPLAY=1 $(PY) -m pytest -m e2e $(PYTEST_ARGS)
+
+# docs/img/reviews.png, run.png, chat.png: the pages on a real stack, in the system's Chromium.
+screenshots: install
+	$(PY) -m dev.screenshots
 
 # Figures, not assertions: printed, and merged into bench/results.json.
 bench: install

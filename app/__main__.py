@@ -30,6 +30,7 @@ from app.remote_agents import remote_agent_service as remote_multi_agent_claim_a
 from app.sub_workflow_agent import agent_service as sub_workflow_claim_approval_agent
 from app.sub_workflow_agent import human_approval_workflow
 from app.utils.contract import enforce_input_contract
+from app.utils.review_inbox import review_inbox
 from app.utils.sub_agents import eligibility_agent_service, fraud_agent_service, rate_comparison_agent_service
 
 services: list[restate.Service | restate.VirtualObject | restate.Workflow] = [
@@ -40,6 +41,7 @@ services: list[restate.Service | restate.VirtualObject | restate.Workflow] = [
     human_claim_approval_with_timeouts_agent,
     sub_workflow_claim_approval_agent,
     human_approval_workflow,
+    review_inbox,
     # Durable sessions
     chat,
     # Multi-agent coordination

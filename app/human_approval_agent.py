@@ -22,7 +22,8 @@ from restate.serde import BytesSerde
 from app.utils.agent_runs import run_agent
 from app.utils.llm import MODEL
 from app.utils.models import ClaimPrompt, InsuranceClaim
-from app.utils.utils import parse_decision, request_human_review
+from app.utils.review_inbox import pending_review
+from app.utils.utils import parse_decision
 
 
 @durable_function_tool
@@ -33,10 +34,9 @@ async def human_approval(wrapper: RunContextWrapper[restate.Context], claim: Ins
         # The awakeable's id is journaled: after a crash the tool waits on the same promise, and the
         # command printed before the crash still works.
         approval_id, approval = restate_context.awakeable(serde=BytesSerde())
-        await restate_context.run_typed(
-            "Request review", request_human_review, claim=claim, awakeable_id=approval_id
-        )
-        decision = parse_decision(await approval)
+        # The "Request review" step, and the review in the reviewers' inbox while it is pending.
+        async with pending_review(restate_context, "HumanClaimApprovalAgent", claim, approval_id):
+            decision = parse_decision(await approval)
         if decision is not None:
             return "Approved" if decision else "Rejected"
         # Not true or false (e.g. --json 'maybe'): the claim stays pending; ask again.

@@ -22,7 +22,8 @@ from restate.serde import BytesSerde
 from app.utils.agent_runs import run_agent
 from app.utils.llm import MODEL
 from app.utils.models import ClaimPrompt, InsuranceClaim
-from app.utils.utils import parse_decision, request_human_review
+from app.utils.review_inbox import pending_review, seconds_from_now
+from app.utils.utils import parse_decision
 
 APPROVAL_TIMEOUT = timedelta(seconds=float(os.environ.get("APPROVAL_TIMEOUT_SECONDS", 3 * 60 * 60)))
 
@@ -34,19 +35,22 @@ async def human_approval(wrapper: RunContextWrapper[restate.Context], claim: Ins
     # The timer's deadline is journaled when it is created: a restarted endpoint waits for what
     # is left of it, not for a new full timeout.
     timeout = restate_context.sleep(APPROVAL_TIMEOUT)
+    # The same deadline as a journaled value, for the reviewers' inbox.
+    deadline = await restate_context.run_typed(
+        "Deadline", seconds_from_now, seconds=APPROVAL_TIMEOUT.total_seconds()
+    )
     while True:
         approval_id, approval = restate_context.awakeable(serde=BytesSerde())
-        await restate_context.run_typed(
-            "Request review", request_human_review, claim=claim, awakeable_id=approval_id
-        )
-        match await restate.select(approval=approval, timeout=timeout):
-            case ["approval", answer]:
-                decision = parse_decision(answer)
-                if decision is not None:
-                    return "Approved" if decision else "Rejected"
-                # Not true or false: ask again, within the same deadline.
-            case _:
-                return "Approval timed out - evaluate the claim yourself"
+        agent = "HumanClaimApprovalWithTimeoutsAgent"
+        async with pending_review(restate_context, agent, claim, approval_id, times_out_at=deadline):
+            match await restate.select(approval=approval, timeout=timeout):
+                case ["approval", answer]:
+                    decision = parse_decision(answer)
+                    if decision is not None:
+                        return "Approved" if decision else "Rejected"
+                    # Not true or false: ask again, within the same deadline.
+                case _:
+                    return "Approval timed out - evaluate the claim yourself"
 
 
 claim_approval_agent = Agent[restate.Context](

@@ -18,7 +18,8 @@ from restate.serde import BytesSerde
 from app.utils.agent_runs import run_agent
 from app.utils.llm import MODEL
 from app.utils.models import ClaimPrompt, InsuranceClaim
-from app.utils.utils import parse_decision, request_human_review
+from app.utils.review_inbox import pending_review
+from app.utils.utils import parse_decision
 
 # The sub-workflow: a plain Restate service with its own journal, usable by any agent or service.
 human_approval_workflow = restate.Service("HumanApprovalWorkflow")
@@ -29,10 +30,8 @@ async def request_approval(restate_context: restate.Context, claim: InsuranceCla
     """Ask a human to review the claim and wait for the decision (true: approved)."""
     while True:
         approval_id, approval = restate_context.awakeable(serde=BytesSerde())
-        await restate_context.run_typed(
-            "Request review", request_human_review, claim=claim, awakeable_id=approval_id
-        )
-        decision = parse_decision(await approval)
+        async with pending_review(restate_context, "HumanApprovalWorkflow", claim, approval_id):
+            decision = parse_decision(await approval)
         if decision is not None:
             return decision
         # Not true or false (e.g. --json 'maybe'): the claim stays pending; ask again.

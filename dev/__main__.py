@@ -4,8 +4,8 @@
 
 It starts restate-server with its data in .restate/ (so invocations and state survive a restart
 of `make run`), the offline stand-in LLM when OPENAI_API_KEY is unset, `python -m app` (the
-endpoint, Restate's alone) and `python -m app.web` (the public web process: progress streams,
-on http://localhost:8000); it registers the endpoint, prints the first curl command and forwards
+endpoint, Restate's alone) and `python -m app.web` (the public web process: the pages for the
+people in the loop and the progress streams, on http://localhost:8000); it registers the endpoint, prints the first curl command and forwards
 the endpoint's log. While it runs it restarts the endpoint (and the web process) when a file
 under app/ changes, and either one when it dies (try
 `kill -9 $(cat .restate/endpoint.pid)`), re-registers it and asks Restate to retry the waiting
@@ -126,6 +126,8 @@ class Launcher:
                 "(scripted answers; the durability is real)."
             )
         endpoint_env.setdefault("RESTATE_INGRESS_URL", f"http://localhost:{self.ports.ingress}")
+        # The review requests in the log point at the reviewers' inbox of the web process.
+        endpoint_env["PUBLIC_WEB_URL"] = f"http://localhost:{self.ports.web}"
         # The endpoint tells Restate when it is back, so interrupted invocations resume at once.
         endpoint_env.setdefault("RESTATE_ADMIN_URL", self.admin.url)
         if self.cluster is not None:
@@ -151,7 +153,9 @@ class Launcher:
 
         ui = self.external_admin or f"http://localhost:{self.ports.admin}"
         say(f"Restate UI: {ui}   (invocations, journals, state)")
-        say(f"Public web: http://localhost:{self.ports.web}   (progress streams: /streams/<invocation id>)")
+        web = f"http://localhost:{self.ports.web}"
+        say(f"Public web: {web}   (/reviews, /runs/<invocation id>, /chat/<key>, /streams/...)")
+        say(f"Reviewers' inbox: {web}/reviews   (the pending human reviews, with Approve and Reject)")
         if self.cluster is not None:
             say(
                 "the same cluster answers on every node: ingress "

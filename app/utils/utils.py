@@ -98,10 +98,12 @@ def request_human_review(claim: InsuranceClaim, awakeable_id: str) -> None:
     """
     ingress = os.environ.get("RESTATE_INGRESS_URL", "http://localhost:8080").removeprefix("http://")
     resolve = f"curl {ingress}/restate/awakeables/{awakeable_id}/resolve --json"
+    # `make run` says where the public web process is: the reviewers' inbox has the same two buttons.
+    web = os.environ.get("PUBLIC_WEB_URL")
     print(
         f"🔔 Human review requested for claim: {claim.model_dump_json(by_alias=True)}\n"
         f"   approve: {resolve} 'true'\n"
-        f"   reject:  {resolve} 'false'",
+        f"   reject:  {resolve} 'false'" + (f"\n   or in the reviewers' inbox: {web}/reviews" if web else ""),
         flush=True,
     )
 

@@ -3,9 +3,13 @@
     python -m app.web            # http://127.0.0.1:8000 (WEB_HOST / WEB_PORT, or --host / --port)
 
 It talks to Restate only through the ingress (RESTATE_INGRESS_URL, default
-http://localhost:8080), never to the endpoint. Today it serves the agents' progress streams
-(app/web/streams.py); pages (the reviewers' inbox, a run view, the chat) join it as routes of
-their own modules. `make run` starts it and prints its address.
+http://localhost:8080), never to the endpoint. It serves the agents' progress streams
+(app/web/streams.py) and the pages for the people in the loop (app/web/pages.py). `make run`
+starts it and prints its address.
+
+    GET /reviews                                 the reviewers' inbox: pending reviews, Approve / Reject
+    GET /runs/<invocation id>                    a streaming run's progress, live
+    GET /chat/<key>                              the Chat object's conversation, and a box to write
 
     GET /health                                  {"status": "ok", "open_streams": 0}
     GET /streams/<invocation id>                 server-sent events until the run is done
@@ -17,11 +21,12 @@ from collections.abc import AsyncIterator
 
 import httpx
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from app.web import streams
+from app.web import pages, streams
 from app.web.settings import Settings
 
 
@@ -37,7 +42,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def health(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok", "open_streams": request.app.state.open_streams})
 
-    app = Starlette(routes=[Route("/health", health), *streams.routes], lifespan=lifespan)
+    app = Starlette(
+        routes=[Route("/health", health), *streams.routes, *pages.routes],
+        middleware=[Middleware(pages.SecurityHeaders)],
+        lifespan=lifespan,
+    )
     app.state.settings = settings
     app.state.open_streams = 0
+    app.state.ended_runs = pages.EndedRuns()
     return app

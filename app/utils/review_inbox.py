@@ -1,0 +1,103 @@
+"""The reviewers' inbox: every pending human review, durable state in Restate.
+
+`ReviewInbox` is a Virtual Object with one instance (key `reviewers`); each pending review is one
+state entry, named by its awakeable id. The approval agents add a review when they ask for it and
+remove it when it is decided (or timed out, or the invocation is cancelled), both with journaled
+one-way sends: a replay of the agent neither adds nor removes anything twice.
+
+    curl localhost:8080/ReviewInbox/reviewers/list        # what the page at :8000/reviews shows
+
+`add` and `remove` are ingress-private: only the agents write to the inbox. A review is decided
+by resolving its awakeable (the curl command in the log, or the page's buttons, which resolve it
+through the ingress); the agent then removes it.
+"""
+
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import restate
+from pydantic import BaseModel, ConfigDict
+from pydantic.alias_generators import to_camel
+
+from app.utils.models import InsuranceClaim
+from app.utils.utils import request_human_review
+
+INBOX_KEY = "reviewers"
+
+review_inbox = restate.VirtualObject("ReviewInbox")
+
+
+class Review(BaseModel):
+    """A pending human review. JSON field names are camelCase (invocationId, requestedAt)."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+    id: str  # the awakeable's id: resolve it with JSON true (approve) or false (reject)
+    agent: str  # the service that asks, e.g. HumanClaimApprovalAgent
+    invocation_id: str
+    claim: InsuranceClaim
+    requested_at: float  # seconds since the epoch (UTC)
+    times_out_at: float | None = None  # when the agent stops waiting and decides itself
+
+
+@review_inbox.handler(ingress_private=True)
+async def add(restate_context: restate.ObjectContext, review: Review) -> None:
+    restate_context.set(review.id, review.model_dump(mode="json", by_alias=True))
+
+
+@review_inbox.handler(ingress_private=True)
+async def remove(restate_context: restate.ObjectContext, awakeable_id: str) -> None:
+    restate_context.clear(awakeable_id)
+
+
+@review_inbox.handler("list", kind="shared")
+async def list_reviews(restate_context: restate.ObjectSharedContext) -> dict[str, Any]:
+    """The pending reviews, oldest first."""
+    reviews = [await restate_context.get(key, type_hint=dict) for key in await restate_context.state_keys()]
+    pending = sorted((r for r in reviews if r), key=lambda r: (r["requestedAt"], r["id"]))
+    return {"reviews": pending}
+
+
+def seconds_from_now(seconds: float) -> float:
+    """A point in time (seconds since the epoch), e.g. a review's deadline; run it as a durable step."""
+    return time.time() + seconds
+
+
+def _ask(claim: InsuranceClaim, awakeable_id: str) -> float:
+    request_human_review(claim, awakeable_id)
+    return time.time()
+
+
+@contextlib.asynccontextmanager
+async def pending_review(
+    restate_context: restate.Context,
+    agent: str,
+    claim: InsuranceClaim,
+    awakeable_id: str,
+    times_out_at: float | None = None,
+) -> AsyncIterator[None]:
+    """Ask for a review (the journaled "Request review" step) and keep it in the inbox while waiting.
+
+    The review leaves the inbox when the block ends: decided, timed out, or the invocation
+    cancelled (a TerminalError). A suspension or a transient error leaves it there: the wait goes on.
+    """
+    requested_at = await restate_context.run_typed(
+        "Request review", _ask, claim=claim, awakeable_id=awakeable_id
+    )
+    review = Review(
+        id=awakeable_id,
+        agent=agent,
+        invocation_id=restate_context.request().id,
+        claim=claim,
+        requested_at=requested_at,
+        times_out_at=times_out_at,
+    )
+    restate_context.object_send(add, key=INBOX_KEY, arg=review)
+    try:
+        yield
+    except restate.TerminalError:
+        restate_context.object_send(remove, key=INBOX_KEY, arg=awakeable_id)
+        raise
+    restate_context.object_send(remove, key=INBOX_KEY, arg=awakeable_id)

@@ -1,0 +1,88 @@
+// A streaming run's progress events, live. Reconnects from the last event seen: none lost, none twice.
+"use strict";
+
+const runId = decodeURIComponent(location.pathname.split("/")[2] || "");
+let next = 0; // offset of the next event we have not shown
+let source = null;
+
+function describe(event) {
+  switch (event.type) {
+    case "llm_start":
+      return `${event.agent} calls the model`;
+    case "llm_end":
+      return event.tool_calls && event.tool_calls.length
+        ? `the model asks for ${event.tool_calls.join(", ")}`
+        : "the model answers";
+    case "tool_start":
+      return `${event.tool} for ${event.city}`;
+    case "tool_end": {
+      const r = event.result || {};
+      const result = "temperature" in r ? `${r.temperature} °C, ${r.description}` : JSON.stringify(r);
+      return `${event.tool} for ${event.city}: ${result}`;
+    }
+    case "done":
+      return event.output;
+    case "error":
+      return event.message;
+    default:
+      return JSON.stringify(event);
+  }
+}
+
+function show(event) {
+  if (event.offset < next) return; // seen already (a reconnect may overlap)
+  next = event.offset + 1;
+  const li = el("li", event.type);
+  li.append(el("span", "offset", `#${event.offset}`), el("span", "type", event.type), el("span", "text", describe(event)));
+  document.getElementById("events").append(li);
+}
+
+function finished(event) {
+  show(event);
+  source.close();
+  document.getElementById("status").textContent = event.type === "done" ? "Done." : "Failed.";
+}
+
+async function explain() {
+  // EventSource hides why a connection failed: ask the long-poll route, which says it in JSON.
+  try {
+    const resp = await fetch(`/streams/${encodeURIComponent(runId)}/events?offset=${next}&wait=0`);
+    if (resp.status === 404 || resp.status === 400) {
+      document.getElementById("status").textContent = (await resp.json()).message;
+      return;
+    }
+  } catch (e) {
+    // the web process is down: try again
+  }
+  document.getElementById("status").textContent = "Reconnecting…";
+  setTimeout(connect, 1000);
+}
+
+function connect() {
+  const status = document.getElementById("status");
+  source = new EventSource(`/streams/${encodeURIComponent(runId)}?offset=${next}`);
+  source.addEventListener("open", () => { status.textContent = "Live: waiting for events…"; });
+  for (const type of ["llm_start", "llm_end", "tool_start", "tool_end"]) {
+    source.addEventListener(type, (e) => show(JSON.parse(e.data)));
+  }
+  source.addEventListener("done", (e) => finished(JSON.parse(e.data)));
+  source.addEventListener("idle", () => {
+    // The stream ended after a quiet spell; read on from where we are.
+    source.close();
+    connect();
+  });
+  source.addEventListener("message", (e) => show(JSON.parse(e.data)));
+  source.addEventListener("error", (e) => {
+    const data = e.data ? JSON.parse(e.data) : {};
+    if (data.offset !== undefined) {
+      finished(data); // the run's own error event
+    } else {
+      source.close(); // the connection broke: reconnect from our own offset
+      explain();
+    }
+  });
+}
+
+document.getElementById("run-id").textContent = runId;
+document.title = `Run ${runId}`;
+connect();

@@ -1,0 +1,83 @@
+"""`make screenshots`: pictures of the three pages, taken from a real stack in a real browser.
+
+    python -m dev.screenshots            # writes docs/img/reviews.png, run.png, chat.png
+
+It starts the whole stack on free ports (as the tests do, dev/harness.py), creates what the pages
+show — pending reviews of the three approval agents, a streaming run, a chat of two messages —
+and screenshots each page with the same browser code as tests/test_pages.py (dev/browser.py).
+"""
+
+import sys
+import tempfile
+from pathlib import Path
+
+import httpx
+from playwright.sync_api import Page, expect
+
+from dev.browser import HOW_TO_GET_ONE, chromium, chromium_path
+from dev.harness import Tour, wait_until
+
+REPO = Path(__file__).resolve().parent.parent
+OUT = REPO / "docs" / "img"
+CLAIM = "Process my hospital bill of 3000USD for a broken leg."
+
+
+def pending_reviews(tour: Tour) -> list[dict[str, object]]:
+    reviews: list[dict[str, object]] = httpx.get(f"{tour.web_url}/api/reviews", timeout=10).json()["reviews"]
+    return reviews
+
+
+def prepare(tour: Tour) -> tuple[str, str]:
+    """Pending reviews, a finished streaming run, a chat; returns (run id, chat key)."""
+    tour.send("HumanClaimApprovalAgent/run", {"message": CLAIM})
+    tour.send(
+        "HumanClaimApprovalWithTimeoutsAgent/run",
+        {"message": "Process my car repair of 4200USD for a dented bumper at the garage."},
+    )
+    tour.send(
+        "HumanApprovalWorkflow/requestApproval",
+        {
+            "date": "2024-10-01",
+            "amount": 1800,
+            "category": "dental",
+            "placeOfService": "Dentist",
+            "reason": "root canal treatment",
+        },
+    )
+    wait_until(lambda: len(pending_reviews(tour)) == 3, timeout=60, what="three pending reviews")
+
+    run_id = tour.send("StreamingAgent/run", {"message": "What is the weather like in Tokyo?"})
+    assert tour.output(run_id).status_code == 200
+    key = "alice"
+    for message in ("My name is Alice.", "What is my name?"):
+        assert tour.call(f"Chat/{key}/message", {"message": message}).status_code == 200
+    return run_id, key
+
+
+def shoot(page: Page, url: str, ready: str, path: Path) -> None:
+    page.goto(url)
+    expect(page.locator(ready)).to_be_visible(timeout=30_000)
+    page.screenshot(path=str(path), full_page=True)
+    print(f"wrote {path.relative_to(REPO)}")
+
+
+def main() -> None:
+    if chromium_path() is None:
+        sys.exit(f"error: {HOW_TO_GET_ONE}")
+    OUT.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="screenshots-") as workdir:
+        tour = Tour(Path(workdir))
+        try:
+            tour.start()
+            run_id, key = prepare(tour)
+            with chromium() as browser:
+                page = browser.new_page(viewport={"width": 900, "height": 600}, timezone_id="UTC")
+                shoot(page, f"{tour.web_url}/reviews", "li.review >> nth=2", OUT / "reviews.png")
+                shoot(page, f"{tour.web_url}/runs/{run_id}", "#events li.done", OUT / "run.png")
+                shoot(page, f"{tour.web_url}/chat/{key}", "#messages li >> nth=3", OUT / "chat.png")
+        finally:
+            tour.stop()
+
+
+if __name__ == "__main__":
+    main()
