@@ -16,12 +16,19 @@ Restate's retries:
 | keeps calling tools (MAX_TURNS)     | TerminalError naming what it called, e.g. `unknown tool 'x' x10` |
 | answers with nothing                | TerminalError: `The model gave an empty answer`                |
 | refuses                             | TerminalError quoting the refusal                              |
+| answers what the agent's output     | TerminalError: `The model's answer does not fit the agent's    |
+| type cannot parse (structured out.) | output type (...)`                                             |
 | stops early (status `incomplete`)   | TerminalError at once (app/utils/llm.py): asking again gets the same cut-off |
 | fails the response (`failed`)       | retried like an API error, at most LLM_MAX_ATTEMPTS times      |
 
 "Told" is bounded too: every retry the model gets is a turn, and MAX_TURNS caps the turns.
 The terminal errors carry HTTP status 502: the upstream model gave an unusable answer; it is
 neither the caller's fault (4xx) nor something a retry would fix.
+
+A guardrail that trips (Agents SDK input or output guardrails, e.g. app/advanced/guarded_agent.py)
+ends the invocation with a TerminalError, HTTP 422, naming it:
+`Input guardrail 'is_insurance_claim' tripped: <the guardrail's output_info>`. Its verdict is
+journaled, so a retry could only trip it again.
 """
 
 import os
@@ -33,8 +40,11 @@ from agents import (
     Agent,
     Handoff,
     HandoffCallItem,
+    InputGuardrailTripwireTriggered,
     MaxTurnsExceeded,
+    ModelBehaviorError,
     ModelRefusalError,
+    OutputGuardrailTripwireTriggered,
     RunConfig,
     RunErrorHandlerInput,
     RunErrorHandlers,
@@ -44,6 +54,7 @@ from agents import (
     TResponseInputItem,
 )
 from agents.run_config import CallModelData, ModelInputData
+from restate import TerminalError
 from restate.ext.openai import DurableRunner
 
 from app.utils.llm import LLM_RETRY, ModelMisbehaved
@@ -124,6 +135,22 @@ def _refusal(data: RunErrorHandlerInput[Any]) -> Any:
 
 ERROR_HANDLERS: RunErrorHandlers[Any] = {"max_turns": _max_turns, "model_refusal": _refusal}
 
+# A request that a guardrail refuses: it cannot be processed as asked (Unprocessable Content).
+GUARDRAIL_STATUS = 422
+
+
+def guardrail_tripped(
+    error: InputGuardrailTripwireTriggered | OutputGuardrailTripwireTriggered,
+) -> TerminalError:
+    """`Input guardrail 'is_insurance_claim' tripped: <reason>`, as a terminal 422."""
+    kind = "Input" if isinstance(error, InputGuardrailTripwireTriggered) else "Output"
+    result = error.guardrail_result
+    info = result.output.output_info
+    reason = info if isinstance(info, str) else getattr(info, "reason", None) or "no reason given"
+    return TerminalError(
+        f"{kind} guardrail '{result.guardrail.get_name()}' tripped: {reason}", status_code=GUARDRAIL_STATUS
+    )
+
 
 async def run_agent(
     starting_agent: Agent[Any],
@@ -146,6 +173,15 @@ async def run_agent(
             error_handlers=ERROR_HANDLERS,
             **kwargs,
         )
+    except (InputGuardrailTripwireTriggered, OutputGuardrailTripwireTriggered) as e:
+        raise guardrail_tripped(e) from e
+    except ModelBehaviorError as e:
+        # e.g. text that is not the JSON of the agent's output_type: the journaled answer would
+        # fail the same way on every retry.
+        detail = str(e) if len(str(e)) <= 300 else str(e)[:300] + "..."
+        raise ModelMisbehaved(
+            f"The model's answer does not fit the agent's output type ({starting_agent.name}): {detail}"
+        ) from e
     except (MaxTurnsExceeded, ModelRefusalError) as e:  # pragma: no cover - the handlers above raise
         raise ModelMisbehaved(f"The model misbehaved: {e}") from e
     if result.final_output is None or (
