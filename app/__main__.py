@@ -28,6 +28,7 @@ from hypercorn.asyncio.run import asyncio_worker
 from hypercorn.config import Config
 from restate.server import install_shutdown_hook
 
+from app.advanced.guarded_agent import agent_service as guarded_claim_agent
 from app.advanced.interruptible_agent import interruptible_agent
 from app.advanced.long_running_agent import scheduled_agent
 from app.advanced.manual_loop_agent import manual_loop_agent
@@ -82,6 +83,7 @@ services: list[restate.Service | restate.VirtualObject | restate.Workflow] = [
     streaming_agent,
     agent_events,
     interruptible_agent,
+    guarded_claim_agent,
     # Sub-agents, called by other agents as remote tools
     eligibility_agent_service,
     fraud_agent_service,
