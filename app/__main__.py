@@ -30,6 +30,7 @@ from restate.server import install_shutdown_hook
 
 from app.advanced.guarded_agent import agent_service as guarded_claim_agent
 from app.advanced.interruptible_agent import interruptible_agent
+from app.advanced.llm_usage import llm_usage
 from app.advanced.long_running_agent import scheduled_agent
 from app.advanced.manual_loop_agent import manual_loop_agent
 from app.advanced.rollback_agent import agent_service as booking_with_rollback_agent
@@ -84,6 +85,7 @@ services: list[restate.Service | restate.VirtualObject | restate.Workflow] = [
     agent_events,
     interruptible_agent,
     guarded_claim_agent,
+    llm_usage,
     # Sub-agents, called by other agents as remote tools
     eligibility_agent_service,
     fraud_agent_service,

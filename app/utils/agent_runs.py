@@ -29,6 +29,10 @@ A guardrail that trips (Agents SDK input or output guardrails, e.g. app/advanced
 ends the invocation with a TerminalError, HTTP 422, naming it:
 `Input guardrail 'is_insurance_claim' tripped: <the guardrail's output_info>`. Its verdict is
 journaled, so a retry could only trip it again.
+
+Every LLM call is also recorded in the cost ledger (`LlmUsage`, app/advanced/llm_usage.py) by a
+hook installed here, after the caller's own hooks if it passes some: counted once, replays and
+crashes included.
 """
 
 import os
@@ -44,20 +48,25 @@ from agents import (
     MaxTurnsExceeded,
     ModelBehaviorError,
     ModelRefusalError,
+    ModelResponse,
     OutputGuardrailTripwireTriggered,
     RunConfig,
+    RunContextWrapper,
     RunErrorHandlerInput,
     RunErrorHandlers,
+    RunHooks,
     RunResult,
+    Tool,
     ToolCallItem,
     ToolCallOutputItem,
     TResponseInputItem,
 )
 from agents.run_config import CallModelData, ModelInputData
 from restate import TerminalError
-from restate.ext.openai import DurableRunner
+from restate.ext.openai import DurableRunner, restate_context
 
-from app.utils.llm import LLM_RETRY, ModelMisbehaved
+from app.advanced.llm_usage import record_llm_call
+from app.utils.llm import LLM_RETRY, MODEL, ModelMisbehaved
 
 # Each turn is one LLM call: an agent that needs more than this many is looping.
 MAX_TURNS = int(os.environ.get("AGENT_MAX_TURNS", "10"))
@@ -152,16 +161,66 @@ def guardrail_tripped(
     )
 
 
+class RecordUsage(RunHooks[Any]):
+    """Records each LLM call in the cost ledger, then runs the caller's hooks (if any).
+
+    `on_llm_end` runs after the journaled `call LLM` step, on the first run and on every replay,
+    with the journaled response: the ledger's one-way send is made at the same place of the
+    journal each time, so Restate keeps the first and the call is counted once.
+    """
+
+    def __init__(self, then: RunHooks[Any] | None = None) -> None:
+        self.then = then or RunHooks()
+
+    async def on_llm_end(
+        self, context: RunContextWrapper[Any], agent: Agent[Any], response: ModelResponse
+    ) -> None:
+        model = agent.model if isinstance(agent.model, str) and agent.model else MODEL
+        usage = response.usage
+        record_llm_call(restate_context(), model, usage.input_tokens, usage.output_tokens)
+        await self.then.on_llm_end(context, agent, response)
+
+    async def on_llm_start(
+        self,
+        context: RunContextWrapper[Any],
+        agent: Agent[Any],
+        system_prompt: str | None,
+        input_items: list[TResponseInputItem],
+    ) -> None:
+        await self.then.on_llm_start(context, agent, system_prompt, input_items)
+
+    async def on_agent_start(self, context: Any, agent: Agent[Any]) -> None:
+        await self.then.on_agent_start(context, agent)
+
+    async def on_agent_end(self, context: Any, agent: Agent[Any], output: Any) -> None:
+        await self.then.on_agent_end(context, agent, output)
+
+    async def on_handoff(
+        self, context: RunContextWrapper[Any], from_agent: Agent[Any], to_agent: Agent[Any]
+    ) -> None:
+        await self.then.on_handoff(context, from_agent, to_agent)
+
+    async def on_tool_start(self, context: RunContextWrapper[Any], agent: Agent[Any], tool: Tool) -> None:
+        await self.then.on_tool_start(context, agent, tool)
+
+    async def on_tool_end(
+        self, context: RunContextWrapper[Any], agent: Agent[Any], tool: Tool, result: object
+    ) -> None:
+        await self.then.on_tool_end(context, agent, tool, result)
+
+
 async def run_agent(
     starting_agent: Agent[Any],
     input: str | list[TResponseInputItem],
     *,
     context: Any,
     run_options: restate.RunOptions[Any] | None = None,
+    hooks: RunHooks[Any] | None = None,
     **kwargs: Any,
 ) -> RunResult:
     """`DurableRunner.run` with bounded LLM attempts and turns, and a terminal error for a model
-    that misbehaves (see the table above). Every agent of the tour runs through here."""
+    that misbehaves (see the table above), and every LLM call recorded in the cost ledger. Every
+    agent of the tour runs through here."""
     try:
         result = await DurableRunner.run(
             starting_agent,
@@ -171,6 +230,7 @@ async def run_agent(
             run_config=RUN_CONFIG,
             max_turns=MAX_TURNS,
             error_handlers=ERROR_HANDLERS,
+            hooks=RecordUsage(then=hooks),
             **kwargs,
         )
     except (InputGuardrailTripwireTriggered, OutputGuardrailTripwireTriggered) as e:
