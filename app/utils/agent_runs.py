@@ -14,7 +14,8 @@ Restate's retries:
 | sends arguments that are not JSON,  | it is told what is wrong (the tool's error message) and may    |
 | or do not fit the tool's schema     | try again                                                      |
 | keeps calling tools (MAX_TURNS)     | TerminalError naming what it called, e.g. `unknown tool 'x' x10` |
-| answers with nothing                | TerminalError: `The model gave an empty answer`                |
+| answers with nothing                | TerminalError: `The model gave an empty answer` (an agent with |
+|                                     | an output type is asked again, within MAX_TURNS, first)        |
 | refuses                             | TerminalError quoting the refusal                              |
 | answers what the agent's output     | TerminalError: `The model's answer does not fit the agent's    |
 | type cannot parse (structured out.) | output type (...)`                                             |
@@ -67,6 +68,8 @@ from restate.ext.openai import DurableRunner, restate_context
 
 from app.advanced.llm_usage import record_llm_call
 from app.utils.llm import LLM_RETRY, MODEL, ModelMisbehaved
+
+EMPTY_ANSWER = "The model gave an empty answer (no text and no tool call)."
 
 # Each turn is one LLM call: an agent that needs more than this many is looping.
 MAX_TURNS = int(os.environ.get("AGENT_MAX_TURNS", "10"))
@@ -132,6 +135,10 @@ def _tool_names(agent: Agent[Any]) -> set[str]:
 
 def _max_turns(data: RunErrorHandlerInput[Any]) -> Any:
     what = describe_tool_calls(data.run_data.new_items, _tool_names(data.run_data.last_agent))
+    if what == "no tool":
+        # Turns without a tool call and without an answer: an agent with an output type is asked
+        # again after an empty answer, until the turns run out.
+        raise ModelMisbehaved(EMPTY_ANSWER)
     raise ModelMisbehaved(
         f"The model called tools for {MAX_TURNS} turns without answering ({what}); giving up."
     )
@@ -247,5 +254,5 @@ async def run_agent(
     if result.final_output is None or (
         isinstance(result.final_output, str) and not result.final_output.strip()
     ):
-        raise ModelMisbehaved("The model gave an empty answer (no text and no tool call).")
+        raise ModelMisbehaved(EMPTY_ANSWER)
     return result
