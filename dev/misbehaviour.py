@@ -65,6 +65,7 @@ CASES = [
     Case("InterruptibleAgent/{key}/run", lambda m: {"message": f"Write a short report ({m})."}),
     # input guardrail agent, claim agent, output guardrail agent
     Case("GuardedClaimAgent/run", small_claim, agent_runs=3),
+    Case("McpClaimAgent/run", claim),
 ]
 
 
