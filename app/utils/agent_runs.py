@@ -32,7 +32,7 @@ ends the invocation with a TerminalError, HTTP 422, naming it:
 journaled, so a retry could only trip it again.
 
 Every LLM call is also recorded in the cost ledger (`LlmUsage`, app/advanced/llm_usage.py) by a
-hook installed here, after the caller's own hooks if it passes some: counted once, replays and
+hook installed here (a caller's own hooks still run, right after it): counted once, replays and
 crashes included.
 """
 
