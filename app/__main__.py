@@ -12,9 +12,12 @@ import os
 
 import restate
 
+from app.advanced.guarded_agent import agent_service as guarded_claim_agent
 from app.advanced.interruptible_agent import interruptible_agent, task_runs
+from app.advanced.llm_usage import llm_usage
 from app.advanced.long_running_agent import scheduled_agent
 from app.advanced.manual_loop_agent import manual_loop_agent
+from app.advanced.mcp_agent import agent_service as mcp_claim_agent
 from app.advanced.rollback_agent import agent_service as booking_with_rollback_agent
 from app.advanced.streaming_agent import agent_events
 from app.advanced.streaming_agent import agent_service as streaming_agent
@@ -61,6 +64,9 @@ services: list[restate.Service | restate.VirtualObject | restate.Workflow] = [
     agent_events,
     interruptible_agent,
     task_runs,
+    guarded_claim_agent,
+    llm_usage,
+    mcp_claim_agent,
     # Sub-agents, called by other agents as remote tools
     eligibility_agent_service,
     fraud_agent_service,

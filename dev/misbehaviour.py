@@ -62,6 +62,9 @@ CASES = [
     Case("RateComparisonAgent/run", claim),
     Case("BookingWithRollbackAgent/book", lambda m: {"message": f"Book a trip to Seattle ({m})."}),
     Case("InterruptibleAgent/{key}/run", lambda m: {"message": f"Write a short report ({m})."}),
+    # input guardrail agent, claim agent, output guardrail agent
+    Case("GuardedClaimAgent/run", small_claim, agent_runs=3),
+    Case("McpClaimAgent/run", claim),
 ]
 
 

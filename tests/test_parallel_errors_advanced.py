@@ -47,9 +47,11 @@ def test_the_three_claim_steps_run_at_the_same_time(stack: Tour) -> None:
 
 
 def sub_invocations(stack: Tour, parent: str) -> list[dict[str, Any]]:
+    """The sub-agents' invocations (not the cost ledger's records, one per LLM call)."""
     return stack.admin.query(
         "SELECT id, target, status, created_at, completed_at, completion_result, completion_failure "
-        f"FROM sys_invocation WHERE invoked_by_id = '{parent}' ORDER BY created_at"
+        f"FROM sys_invocation WHERE invoked_by_id = '{parent}' AND target_service_name != 'LlmUsage' "
+        "ORDER BY created_at"
     )
 
 

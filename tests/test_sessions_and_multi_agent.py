@@ -230,8 +230,10 @@ def test_a_malformed_claim_is_refused_with_a_message(
 
 
 def sub_invocations(stack: Tour, parent: str) -> list[str]:
+    """The remote agents' invocations (not the cost ledger's records, one per LLM call)."""
     rows = stack.admin.query(
-        f"SELECT target FROM sys_invocation WHERE invoked_by_id = '{parent}' ORDER BY created_at"
+        f"SELECT target FROM sys_invocation WHERE invoked_by_id = '{parent}' "
+        "AND target_service_name != 'LlmUsage' ORDER BY created_at"
     )
     return [r["target"] for r in rows]
 

@@ -9,7 +9,8 @@ twice. From here, add what you need between steps: approvals, state, custom stop
     curl localhost:8080/ManualLoopAgent/run --json '{"message": "What is the weather like in New York and San Francisco?"}'
 
 The UI shows the turns: `LLM call`, then two `Get weather` steps side by side, then the final
-`LLM call`.
+`LLM call`; after each `LLM call`, the one-way call that records it in the cost ledger
+(app/advanced/llm_usage.py).
 """
 
 import json
@@ -21,6 +22,7 @@ from openai import pydantic_function_tool
 from openai.types.chat import ChatCompletion, ChatCompletionMessageFunctionToolCall
 from pydantic import ValidationError
 
+from app.advanced.llm_usage import record_llm_call
 from app.utils.agent_runs import MAX_TURNS
 from app.utils.llm import LLM_RETRY, MODEL, ModelMisbehaved, openai_client
 from app.utils.models import MultiWeatherPrompt, WeatherRequest
@@ -64,6 +66,14 @@ async def run(restate_context: restate.Context, prompt: MultiWeatherPrompt) -> s
 
         # Journaled: on replay the response comes from the journal, not from the model.
         response = await restate_context.run_typed("LLM call", call_llm, LLM_RETRY)
+        # Into the cost ledger: a journaled send with the journaled usage, made once per call.
+        usage = response.usage
+        record_llm_call(
+            restate_context,
+            MODEL,
+            usage.prompt_tokens if usage else 0,
+            usage.completion_tokens if usage else 0,
+        )
         reply = response.choices[0].message
         tool_calls = [c for c in reply.tool_calls or [] if c.type == "function"]
         if reply.refusal:

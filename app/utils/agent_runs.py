@@ -14,14 +14,26 @@ Restate's retries:
 | sends arguments that are not JSON,  | it is told what is wrong (the tool's error message) and may    |
 | or do not fit the tool's schema     | try again                                                      |
 | keeps calling tools (MAX_TURNS)     | TerminalError naming what it called, e.g. `unknown tool 'x' x10` |
-| answers with nothing                | TerminalError: `The model gave an empty answer`                |
+| answers with nothing                | TerminalError: `The model gave an empty answer` (an agent with |
+|                                     | an output type is asked again, within MAX_TURNS, first)        |
 | refuses                             | TerminalError quoting the refusal                              |
+| answers what the agent's output     | TerminalError: `The model's answer does not fit the agent's    |
+| type cannot parse (structured out.) | output type (...)`                                             |
 | stops early (status `incomplete`)   | TerminalError at once (app/utils/llm.py): asking again gets the same cut-off |
 | fails the response (`failed`)       | retried like an API error, at most LLM_MAX_ATTEMPTS times      |
 
 "Told" is bounded too: every retry the model gets is a turn, and MAX_TURNS caps the turns.
 The terminal errors carry HTTP status 502: the upstream model gave an unusable answer; it is
 neither the caller's fault (4xx) nor something a retry would fix.
+
+A guardrail that trips (Agents SDK input or output guardrails, e.g. app/advanced/guarded_agent.py)
+ends the invocation with a TerminalError, HTTP 422, naming it:
+`Input guardrail 'is_insurance_claim' tripped: <the guardrail's output_info>`. Its verdict is
+journaled, so a retry could only trip it again.
+
+Every LLM call is also recorded in the cost ledger (`LlmUsage`, app/advanced/llm_usage.py) by a
+hook installed here (a caller's own hooks still run, right after it): counted once, replays and
+crashes included.
 """
 
 import os
@@ -33,18 +45,29 @@ from agents import (
     Agent,
     Handoff,
     HandoffCallItem,
+    InputGuardrailTripwireTriggered,
+    ModelBehaviorError,
+    ModelResponse,
+    OutputGuardrailTripwireTriggered,
     RunConfig,
+    RunContextWrapper,
     RunErrorHandlerInput,
     RunErrorHandlers,
+    RunHooks,
     RunResult,
+    Tool,
     ToolCallItem,
     ToolCallOutputItem,
     TResponseInputItem,
 )
 from agents.run_config import CallModelData, ModelInputData
-from restate.ext.openai import DurableRunner
+from restate import TerminalError
+from restate.ext.openai import DurableRunner, restate_context
 
-from app.utils.llm import LLM_RETRY, ModelMisbehaved
+from app.advanced.llm_usage import record_llm_call
+from app.utils.llm import LLM_RETRY, MODEL, ModelMisbehaved
+
+EMPTY_ANSWER = "The model gave an empty answer (no text and no tool call)."
 
 # Each turn is one LLM call: an agent that needs more than this many is looping.
 MAX_TURNS = int(os.environ.get("AGENT_MAX_TURNS", "10"))
@@ -110,6 +133,10 @@ def _tool_names(agent: Agent[Any]) -> set[str]:
 
 def _max_turns(data: RunErrorHandlerInput[Any]) -> Any:
     what = describe_tool_calls(data.run_data.new_items, _tool_names(data.run_data.last_agent))
+    if what == "no tool":
+        # Turns without a tool call and without an answer: an agent with an output type is asked
+        # again after an empty answer, until the turns run out.
+        raise ModelMisbehaved(EMPTY_ANSWER)
     raise ModelMisbehaved(
         f"The model called tools for {MAX_TURNS} turns without answering ({what}); giving up."
     )
@@ -122,6 +149,70 @@ def _refusal(data: RunErrorHandlerInput[Any]) -> Any:
 
 ERROR_HANDLERS: RunErrorHandlers[Any] = {"max_turns": _max_turns, "model_refusal": _refusal}
 
+# A request that a guardrail refuses: it cannot be processed as asked (Unprocessable Content).
+GUARDRAIL_STATUS = 422
+
+
+def guardrail_tripped(
+    error: InputGuardrailTripwireTriggered | OutputGuardrailTripwireTriggered,
+) -> TerminalError:
+    """`Input guardrail 'is_insurance_claim' tripped: <reason>`, as a terminal 422."""
+    kind = "Input" if isinstance(error, InputGuardrailTripwireTriggered) else "Output"
+    result = error.guardrail_result
+    info = result.output.output_info
+    reason = info if isinstance(info, str) else getattr(info, "reason", None) or "no reason given"
+    return TerminalError(
+        f"{kind} guardrail '{result.guardrail.get_name()}' tripped: {reason}", status_code=GUARDRAIL_STATUS
+    )
+
+
+class RecordUsage(RunHooks[Any]):
+    """Records each LLM call in the cost ledger, then runs the caller's hooks (if any).
+
+    `on_llm_end` runs after the journaled `call LLM` step, on the first run and on every replay,
+    with the journaled response: the ledger's one-way send is made at the same place of the
+    journal each time, so Restate keeps the first and the call is counted once.
+    """
+
+    def __init__(self, then: RunHooks[Any] | None = None) -> None:
+        self.then = then or RunHooks()
+
+    async def on_llm_end(
+        self, context: RunContextWrapper[Any], agent: Agent[Any], response: ModelResponse
+    ) -> None:
+        model = agent.model if isinstance(agent.model, str) and agent.model else MODEL
+        usage = response.usage
+        record_llm_call(restate_context(), model, usage.input_tokens, usage.output_tokens)
+        await self.then.on_llm_end(context, agent, response)
+
+    async def on_llm_start(
+        self,
+        context: RunContextWrapper[Any],
+        agent: Agent[Any],
+        system_prompt: str | None,
+        input_items: list[TResponseInputItem],
+    ) -> None:
+        await self.then.on_llm_start(context, agent, system_prompt, input_items)
+
+    async def on_agent_start(self, context: Any, agent: Agent[Any]) -> None:
+        await self.then.on_agent_start(context, agent)
+
+    async def on_agent_end(self, context: Any, agent: Agent[Any], output: Any) -> None:
+        await self.then.on_agent_end(context, agent, output)
+
+    async def on_handoff(
+        self, context: RunContextWrapper[Any], from_agent: Agent[Any], to_agent: Agent[Any]
+    ) -> None:
+        await self.then.on_handoff(context, from_agent, to_agent)
+
+    async def on_tool_start(self, context: RunContextWrapper[Any], agent: Agent[Any], tool: Tool) -> None:
+        await self.then.on_tool_start(context, agent, tool)
+
+    async def on_tool_end(
+        self, context: RunContextWrapper[Any], agent: Agent[Any], tool: Tool, result: object
+    ) -> None:
+        await self.then.on_tool_end(context, agent, tool, result)
+
 
 async def run_agent(
     starting_agent: Agent[Any],
@@ -129,22 +220,35 @@ async def run_agent(
     *,
     context: Any,
     run_options: restate.RunOptions[Any] | None = None,
+    hooks: RunHooks[Any] | None = None,
     **kwargs: Any,
 ) -> RunResult:
     """`DurableRunner.run` with bounded LLM attempts and turns, and a terminal error for a model
-    that misbehaves (see the table above). Every agent of the tour runs through here."""
-    result = await DurableRunner.run(
-        starting_agent,
-        input,
-        context=context,
-        run_options=run_options or LLM_RETRY,
-        run_config=RUN_CONFIG,
-        max_turns=MAX_TURNS,
-        error_handlers=ERROR_HANDLERS,
-        **kwargs,
-    )
+    that misbehaves (see the table above), and every LLM call recorded in the cost ledger. Every
+    agent of the tour runs through here."""
+    try:
+        result = await DurableRunner.run(
+            starting_agent,
+            input,
+            context=context,
+            run_options=run_options or LLM_RETRY,
+            run_config=RUN_CONFIG,
+            max_turns=MAX_TURNS,
+            error_handlers=ERROR_HANDLERS,
+            hooks=RecordUsage(then=hooks),
+            **kwargs,
+        )
+    except (InputGuardrailTripwireTriggered, OutputGuardrailTripwireTriggered) as e:
+        raise guardrail_tripped(e) from e
+    except ModelBehaviorError as e:
+        # e.g. text that is not the JSON of the agent's output_type: the journaled answer would
+        # fail the same way on every retry.
+        detail = str(e) if len(str(e)) <= 300 else str(e)[:300] + "..."
+        raise ModelMisbehaved(
+            f"The model's answer does not fit the agent's output type ({starting_agent.name}): {detail}"
+        ) from e
     if result.final_output is None or (
         isinstance(result.final_output, str) and not result.final_output.strip()
     ):
-        raise ModelMisbehaved("The model gave an empty answer (no text and no tool call).")
+        raise ModelMisbehaved(EMPTY_ANSWER)
     return result

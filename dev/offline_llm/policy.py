@@ -18,6 +18,7 @@ from dev.offline_llm.bookings import booking
 from dev.offline_llm.chat import chat
 from dev.offline_llm.claims import claim_approval, claim_check, claim_decider, claim_tools, handoff_router
 from dev.offline_llm.conversation import Conversation, Reply, fill_arguments, parse_output
+from dev.offline_llm.guardrails import guardrails
 
 Skill = Callable[[Conversation], Reply | None]
 
@@ -109,6 +110,7 @@ def unscripted(conv: Conversation) -> str:
 
 
 SKILLS: list[Skill] = [
+    guardrails,  # first: their instructions talk about claims too
     booking,
     claim_approval,
     handoff_router,

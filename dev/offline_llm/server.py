@@ -29,7 +29,8 @@ Test hooks (not part of any OpenAI API):
                                   characters, default 200000), incomplete (cut at the token cap),
                                   failed (status "failed" / finish_reason "content_filter").
     POST /_stub/latency           {"ms": N}: fixed latency added to every LLM call
-    GET  /_stub/stats             call counters and a log of recent calls
+    GET  /_stub/stats             call counters, token totals and a log of recent calls (each
+                                  answered call with the `usage` its answer reported)
     POST /_stub/reset             zero the counters, drop faults and latency
     GET  /health
 """
@@ -89,8 +90,8 @@ class StubState:
     started: float = field(default_factory=time.time)
     seq: int = 0
 
-    def count(self, key: str) -> None:
-        self.counts[key] = self.counts.get(key, 0) + 1
+    def count(self, key: str, n: int = 1) -> None:
+        self.counts[key] = self.counts.get(key, 0) + n
 
     def take_fault(self, target: str) -> Fault | None:
         for fault in self.faults:
@@ -108,6 +109,10 @@ class StubState:
             # every request that reached the stand-in, failed ones included
             "llm_calls": c.get("responses", 0) + c.get("chat", 0),
             "llm_completed": c.get("responses_ok", 0) + c.get("chat_ok", 0),
+            # what the answers reported in `usage`, summed over every answer sent (one sent to a
+            # client that had hung up counts too, as the real API would bill it)
+            "input_tokens": c.get("input_tokens", 0),
+            "output_tokens": c.get("output_tokens", 0),
             "responses_calls": c.get("responses", 0),
             "chat_calls": c.get("chat", 0),
             "weather_calls": c.get("weather", 0),
@@ -308,15 +313,23 @@ class OfflineLLM:
             return 422, error_body(message, "invalid_request_error", None, "offline_stand_in_unscripted"), []
         else:
             answer = controlled(reply, conv, body, api)
+        payload = (
+            responses_payload(body, conv, answer) if api == "responses" else chat_payload(body, conv, answer)
+        )
+        usage = payload["usage"]
+        tokens = {
+            "input_tokens": usage.get("input_tokens", usage.get("prompt_tokens", 0)),
+            "output_tokens": usage.get("output_tokens", usage.get("completion_tokens", 0)),
+        }
         entry.update(
             status=200,
             reply="tool_calls: " + ", ".join(n for n, _ in answer.calls) if answer.calls else "text",
             end=round(time.time() - self.state.started, 3),
+            usage=tokens,
         )
         self.state.count(f"{api}_ok")
-        payload = (
-            responses_payload(body, conv, answer) if api == "responses" else chat_payload(body, conv, answer)
-        )
+        for key, n in tokens.items():
+            self.state.count(key, n)
         return 200, payload, []
 
     async def weather(self, city: str) -> Result:

@@ -1,0 +1,142 @@
+"""Guardrails: checks around an agent, each backed by its own small agent, all of it durable.
+
+`GuardedClaimAgent` decides insurance claims between two guardrails (Agents SDK guardrails):
+
+- input, `is_insurance_claim`: is the message an insurance claim at all? Runs before the claim
+  agent's first LLM call (`run_in_parallel=False`), so a message that is not a claim costs one
+  small LLM call and the claim agent is never asked.
+- output, `within_policy_limit`: the answer never promises more than the policy limit
+  (POLICY_LIMIT, default 10000). The small agent reads the answer and reports the amount it
+  promises; the comparison with the limit is code, not the model's opinion.
+
+Each guardrail agent runs through `run_agent` like every other agent, so its LLM call is a
+journaled `call LLM` step of the same invocation: a retry, a crash or a replay reads its verdict
+from the journal and never asks again. (A plain `Runner.run` inside a guardrail would call the
+model outside the journal: the durable model provider is installed per run, by `DurableRunner`.)
+A tripped guardrail ends the invocation with a terminal error, HTTP 422, naming the guardrail
+(`run_agent` translates the Agents SDK's tripwire exceptions): it is never retried, since asking
+again would get the same journaled verdict.
+
+    curl localhost:8080/GuardedClaimAgent/run --json '{"message": "Process my hospital bill of 3000USD for a broken leg."}'
+        -> "I reviewed the claim of 3,000 USD for broken leg: approved."
+    curl localhost:8080/GuardedClaimAgent/run --json '{"message": "What is the capital of France?"}'
+        -> 422 Input guardrail 'is_insurance_claim' tripped: The message describes no loss, damage or bill to reimburse.
+    curl localhost:8080/GuardedClaimAgent/run --json '{"message": "Process my hospital bill of 50000USD for a broken leg."}'
+        -> 422 Output guardrail 'within_policy_limit' tripped: the answer promises 50,000, more than the policy limit of 10,000.
+
+The UI shows one `call LLM` step for the input guardrail, one for the claim agent and one for
+the output guardrail.
+"""
+
+import os
+
+import restate
+from agents import (
+    Agent,
+    GuardrailFunctionOutput,
+    RunContextWrapper,
+    TResponseInputItem,
+    input_guardrail,
+    output_guardrail,
+)
+from pydantic import BaseModel, Field
+
+from app.utils.agent_runs import run_agent
+from app.utils.llm import MODEL
+from app.utils.models import ClaimPrompt
+
+# The most a claim may pay out. The claim agent is not told: the output guardrail enforces it.
+POLICY_LIMIT = float(os.environ.get("POLICY_LIMIT", "10000"))
+
+
+def guardrail_agent(guardrail: str, task: str, verdict: type[BaseModel]) -> Agent[restate.Context]:
+    """The small agent behind a guardrail: it answers with its `verdict` model, as JSON."""
+    return Agent[restate.Context](
+        name=f"{verdict.__name__}Guardrail",
+        instructions=f"Guardrail '{guardrail}': {task} Give the reason in one sentence.",
+        output_type=verdict,
+        model=MODEL,
+    )
+
+
+# --- the input guardrail -----------------------------------------------------------------------------
+
+
+class ClaimCheck(BaseModel):
+    """The input guardrail agent's verdict."""
+
+    is_insurance_claim: bool = Field(description="True if the message is an insurance claim.")
+    reason: str = Field(description="One sentence: why.")
+
+
+claim_check_agent = guardrail_agent(
+    "is_insurance_claim",
+    "decide whether the user's message is an insurance claim, i.e. asks to be reimbursed an amount "
+    "for a loss, a damage, a bill or an injury.",
+    ClaimCheck,
+)
+
+
+@input_guardrail(name="is_insurance_claim", run_in_parallel=False)
+async def is_insurance_claim(
+    wrapper: RunContextWrapper[restate.Context],
+    agent: Agent[restate.Context],
+    input: str | list[TResponseInputItem],
+) -> GuardrailFunctionOutput:
+    # run_agent: the guardrail agent's LLM call is journaled too.
+    result = await run_agent(claim_check_agent, input, context=wrapper.context)
+    check = result.final_output_as(ClaimCheck)
+    return GuardrailFunctionOutput(output_info=check.reason, tripwire_triggered=not check.is_insurance_claim)
+
+
+# --- the output guardrail ----------------------------------------------------------------------------
+
+
+class PayoutCheck(BaseModel):
+    """What the output guardrail agent read in the answer."""
+
+    promised_amount: float | None = Field(
+        description="The largest amount the answer promises to pay; null if it promises no payment."
+    )
+    reason: str = Field(description="One sentence: why.")
+
+
+payout_check_agent = guardrail_agent(
+    "within_policy_limit",
+    "read an insurance agent's answer to a customer and report the largest amount it promises to "
+    "pay (null if it promises no payment).",
+    PayoutCheck,
+)
+
+
+@output_guardrail(name="within_policy_limit")
+async def within_policy_limit(
+    wrapper: RunContextWrapper[restate.Context], agent: Agent[restate.Context], output: str
+) -> GuardrailFunctionOutput:
+    result = await run_agent(payout_check_agent, str(output), context=wrapper.context)
+    check = result.final_output_as(PayoutCheck)
+    promised = check.promised_amount
+    if promised is not None and promised > POLICY_LIMIT:
+        reason = f"the answer promises {promised:,.0f}, more than the policy limit of {POLICY_LIMIT:,.0f}."
+        return GuardrailFunctionOutput(output_info=reason, tripwire_triggered=True)
+    return GuardrailFunctionOutput(output_info=check.reason, tripwire_triggered=False)
+
+
+# --- the guarded agent ----------------------------------------------------------------------------------
+
+guarded_claim_agent = Agent[restate.Context](
+    name="GuardedClaimAgent",
+    instructions="You are an insurance claim evaluation agent. Decide whether the claim is covered "
+    "and tell the customer what will be paid.",
+    input_guardrails=[is_insurance_claim],
+    output_guardrails=[within_policy_limit],
+    model=MODEL,
+)
+
+agent_service = restate.Service("GuardedClaimAgent")
+
+
+@agent_service.handler()
+async def run(restate_context: restate.Context, prompt: ClaimPrompt) -> str:
+    result = await run_agent(guarded_claim_agent, prompt.message, context=restate_context)
+    return str(result.final_output)
