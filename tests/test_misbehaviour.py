@@ -63,33 +63,26 @@ def error_of(case: Case, resp: httpx.Response) -> str:
 
 LOOPING = f"The model called tools for {MAX_TURNS} turns without answering ("
 
+
+def looped_on_bad_arguments(case: Case, msg: str) -> bool:
+    return LOOPING in msg and (
+        "invalid arguments" in msg
+        # an agent without tools gets a call to a tool it does not have
+        or "unknown tool" in msg
+        # the manual loop tells the model itself, and counts the calls by name
+        or case.chat_api
+        # handoffs take no arguments: agents handing the claim back and forth
+        or "transfer_to_" in msg
+    )
+
+
 # behaviour -> check of the error message (given the case)
 ALWAYS: dict[str, Callable[[Case, str], bool]] = {
     "unknown_tool": lambda case, msg: (
         LOOPING in msg and ("'no_such_tool' x" in msg or "no_such_tool x" in msg)
     ),
-    "bad_json": lambda case, msg: (
-        LOOPING in msg
-        and (
-            # an agent without tools gets a call to a tool it does not have
-            "invalid arguments" in msg
-            or "unknown tool" in msg
-            or case.chat_api
-            # handoffs take no arguments: agents handing the claim back and forth
-            or "transfer_to_" in msg
-        )
-    ),
-    "bad_args": lambda case, msg: (
-        LOOPING in msg
-        and (
-            # an agent without tools gets a call to a tool it does not have
-            "invalid arguments" in msg
-            or "unknown tool" in msg
-            or case.chat_api
-            # handoffs take no arguments: agents handing the claim back and forth
-            or "transfer_to_" in msg
-        )
-    ),
+    "bad_json": looped_on_bad_arguments,
+    "bad_args": looped_on_bad_arguments,
     "endless_tools": lambda case, msg: LOOPING in msg,
     # `in`, not `==`: a race of two agents names the failure of each
     "empty": lambda case, msg: "The model gave an empty answer (no text and no tool call)." in msg,
