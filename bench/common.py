@@ -89,6 +89,10 @@ class CpuMeter:
         self.start = time.monotonic()
         self.before = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
 
+    def seconds(self) -> dict[str, float]:
+        """CPU seconds each process used since the meter was started."""
+        return {name: cpu_seconds(pid) - self.before[name] for name, pid in self.pids.items()}
+
     def percent(self) -> dict[str, float]:
         elapsed = time.monotonic() - self.start
         return {
@@ -112,6 +116,16 @@ async def interleaved(
             await call()
             samples[name].append(time.perf_counter() - started)
     return samples
+
+
+async def cpu_per_call(
+    call: Callable[[], Awaitable[Any]], runs: int, pids: dict[str, int]
+) -> dict[str, float]:
+    """CPU milliseconds each process spends per call, over `runs` calls made one at a time."""
+    meter = CpuMeter(pids)
+    for _ in range(runs):
+        await call()
+    return {name: 1000 * seconds / runs for name, seconds in meter.seconds().items()}
 
 
 async def closed_loop(
