@@ -1,7 +1,8 @@
 """`make bench`: the tour against the real restate-server and the offline LLM, in figures.
 
     python -m bench                      # everything (about 15 minutes)
-    python -m bench --only overhead      # one section: overhead, throughput, recovery, waiting, cluster
+    python -m bench --only overhead      # one section: overhead, floor, throughput, recovery,
+                                         #   waiting, burst, cluster
     python -m bench --quick              # fewer runs and shorter windows, for a first look
 
 Prints a table per section, merges the figures into bench/results.json and rewrites
@@ -20,14 +21,32 @@ from typing import Any
 
 import httpx
 
-from bench.common import CpuMeter, closed_loop, ingress_client, interleaved, rss_mb, stack_pids, summary
-from bench.results import record, write_report
+from bench.common import (
+    CpuMeter,
+    closed_loop,
+    cpu_per_call,
+    ingress_client,
+    interleaved,
+    rss_mb,
+    stack_pids,
+    summary,
+)
+from bench.results import forget, record, write_report
 from dev.harness import Tour, wait_until
 from dev.stack import Proc, free_port, python_env
 
 WEATHER = "WeatherAgent/run"
 QUESTION = {"message": "What is the weather like in San Francisco?"}
 JOURNALED_STEPS = 3  # two LLM calls and the "Get weather" step
+FLOOR_STEPS = (0, 10, 50)  # journaled no-op steps per invocation, for the floor
+
+
+def slope(xs: tuple[int, ...], ys: list[float]) -> float:
+    """Least-squares slope of ys over xs."""
+    mean_x, mean_y = sum(xs) / len(xs), sum(ys) / len(ys)
+    return sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True)) / sum(
+        (x - mean_x) ** 2 for x in xs
+    )
 
 
 class Bench:
@@ -104,6 +123,72 @@ class Bench:
             "per_step_ms": round((durable - plain - noop) / JOURNALED_STEPS, 2),
             "latency": stats,
             "llm_latency_ms": 0,
+        }
+
+    # --- 1b. the per-step floor ---------------------------------------------------------------
+    async def floor(self) -> dict[str, Any]:
+        """What one journaled step costs when the step itself does nothing (BenchNoop/steps), in
+        time and in CPU of the endpoint and the server, beside what a step of the agent costs."""
+        runs, warmup, cpu_runs = (15, 3, 10) if self.quick else (60, 10, 40)
+        self.stack.llm.latency(0)
+        server = {"server": self.stack.server.pid}
+        noop_endpoint = {"endpoint": self.noop.pid}
+        tour_endpoint = {name: pid for name, pid in self.pids().items() if name.startswith("endpoint")}
+        async with self.client(1) as client:
+
+            def steps(n: int) -> Any:
+                return lambda: self.durable(client, "BenchNoop/steps", n)
+
+            def durable() -> Any:
+                return self.durable(client)
+
+            def noop() -> Any:
+                return self.durable(client, "BenchNoop/run", None)
+
+            calls = {"plain": self.plain, "durable": durable, "noop": noop}
+            calls.update({f"steps_{n}": steps(n) for n in FLOOR_STEPS})
+            samples = await interleaved(calls, runs, warmup)
+            # CPU time per call, one kind of call at a time (each process's own clock, so what else
+            # the machine does weighs less than on latencies).
+            top = max(FLOOR_STEPS)
+            cpu = {
+                "steps_0": await cpu_per_call(steps(0), cpu_runs, {**noop_endpoint, **server}),
+                f"steps_{top}": await cpu_per_call(steps(top), cpu_runs, {**noop_endpoint, **server}),
+                "noop": await cpu_per_call(noop, cpu_runs, {**noop_endpoint, **server}),
+                "durable": await cpu_per_call(durable, cpu_runs, {**tour_endpoint, **server}),
+                "plain": await cpu_per_call(self.plain, cpu_runs, {"bench (plain agent)": os.getpid()}),
+            }
+        stats = {name: summary(values) for name, values in samples.items()}
+        medians = [stats[f"steps_{n}"]["median_ms"] for n in FLOOR_STEPS]
+        plain, durable_ms, noop_ms = (stats[k]["median_ms"] for k in ("plain", "durable", "noop"))
+        durable_endpoint_cpu = sum(v for k, v in cpu["durable"].items() if k.startswith("endpoint"))
+
+        def per_step(total: float) -> float:
+            return round(total / JOURNALED_STEPS, 3)
+
+        return {
+            "steps": list(FLOOR_STEPS),
+            "latency": stats,
+            "llm_latency_ms": 0,
+            # The floor: least-squares slope of the median latency over N, and CPU (N=top - N=0) / top.
+            "noop_ms_per_step": round(slope(FLOOR_STEPS, medians), 3),
+            "server_cpu_ms_per_step": round(
+                (cpu[f"steps_{top}"]["server"] - cpu["steps_0"]["server"]) / top, 3
+            ),
+            "endpoint_cpu_ms_per_step": round(
+                (cpu[f"steps_{top}"]["endpoint"] - cpu["steps_0"]["endpoint"]) / top, 3
+            ),
+            # The agent: (durable - plain - noop) / 3 journaled steps, as in the overhead section;
+            # CPU: the tour endpoint per durable run minus the plain agent's CPU per run (this
+            # process) minus the no-op invocation on the no-op endpoint; the server's per durable
+            # run minus its per no-op invocation.
+            "agent_ms_per_step": per_step(durable_ms - plain - noop_ms),
+            "agent_endpoint_cpu_ms_per_step": per_step(
+                durable_endpoint_cpu - cpu["plain"]["bench (plain agent)"] - cpu["noop"]["endpoint"]
+            ),
+            "agent_server_cpu_ms_per_step": per_step(cpu["durable"]["server"] - cpu["noop"]["server"]),
+            "cpu_ms_per_call": {k: {p: round(v, 2) for p, v in per.items()} for k, per in cpu.items()},
+            "cpu_runs": cpu_runs,
         }
 
     # --- 2. throughput -----------------------------------------------------------------------
@@ -193,6 +278,9 @@ async def run_sections(bench: Bench, sections: list[str]) -> None:
         if "overhead" in sections:
             print("overhead ...", flush=True)
             record("overhead", await bench.overhead())
+        if "floor" in sections:
+            print("floor ...", flush=True)
+            record("floor", await bench.floor())
         if "throughput" in sections:
             print("throughput ...", flush=True)
             record("throughput", await bench.throughput())
@@ -203,28 +291,54 @@ async def run_sections(bench: Bench, sections: list[str]) -> None:
             record("recovery_s", figures["announced"]["median_s"])
 
 
+SECTIONS = ["overhead", "floor", "throughput", "recovery", "waiting", "burst", "cluster"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--only", choices=["overhead", "throughput", "recovery", "waiting", "cluster"], action="append"
-    )
+    parser.add_argument("--only", choices=SECTIONS, action="append")
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--approvals", type=int, default=1000)
+    parser.add_argument(
+        "--scale",
+        type=int,
+        nargs=2,
+        metavar=("FIRST", "TOTAL"),
+        help="waiting: approvals waiting at the two measurements (default 1000 10000; --quick 200 1000)",
+    )
+    parser.add_argument("--rate", type=float, default=50.0, help="waiting: claims arriving per second")
+    parser.add_argument(
+        "--approvals", type=int, help="burst: approvals sent at once (default 1000; --quick 300)"
+    )
     parser.add_argument("--workers", type=int, default=2, help="endpoint processes (APP_WORKERS)")
     args = parser.parse_args()
-    sections = args.only or ["overhead", "throughput", "recovery", "waiting", "cluster"]
+    sections = args.only or SECTIONS
+    first, total = args.scale or ((200, 1000) if args.quick else (1000, 10000))
+    burst = args.approvals or (300 if args.quick else 1000)
 
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
-        if set(sections) & {"overhead", "throughput", "recovery"}:
+        if set(sections) & {"overhead", "floor", "throughput", "recovery"}:
             # One event loop for these sections: the clients' connections belong to it.
             asyncio.run(run_sections(Bench(Path(tmp) / "main", args.quick, args.workers), sections))
         if "waiting" in sections:
-            from bench.approvals import run as run_approvals
+            from bench.approvals import run_at_scale
+
+            print(
+                f"waiting: claims arriving at {args.rate:g}/s until {first}, then {total} approvals wait; "
+                "all resolved ...",
+                flush=True,
+            )
+            record(
+                "waiting_at_scale",
+                run_at_scale((first, total), Path(tmp) / "waiting", args.workers, args.rate),
+            )
+        if "burst" in sections:
+            from bench.approvals import run_burst
 
             for settings in ("default", "bounded"):
-                print(f"waiting: {args.approvals} pending approvals, {settings} settings ...", flush=True)
-                figures = run_approvals(args.approvals, Path(tmp) / f"waiting-{settings}", settings)
-                record("waiting" if settings == "default" else "waiting_bounded", figures)
+                print(f"burst: {burst} approvals sent at once, {settings} settings ...", flush=True)
+                figures = run_burst(burst, Path(tmp) / f"burst-{settings}", settings)
+                record("waiting_burst" if settings == "default" else "waiting_burst_bounded", figures)
+            forget("waiting", "waiting_bounded")  # their names before the at-scale figures came
         if "cluster" in sections:
             from bench.cluster import run as run_cluster
 
