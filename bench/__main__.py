@@ -16,6 +16,8 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +33,7 @@ from bench.common import (
     stack_pids,
     summary,
 )
-from bench.results import forget, record, write_report
+from bench.results import forget, record, record_duration, write_report
 from dev.harness import Tour, wait_until
 from dev.stack import Proc, free_port, python_env
 
@@ -39,6 +41,16 @@ WEATHER = "WeatherAgent/run"
 QUESTION = {"message": "What is the weather like in San Francisco?"}
 JOURNALED_STEPS = 3  # two LLM calls and the "Get weather" step
 FLOOR_STEPS = (0, 10, 50)  # journaled no-op steps per invocation, for the floor
+
+
+@contextmanager
+def timed(section: str) -> Iterator[None]:
+    """Print and record how long a section took (the whole of `make bench` should stay ~15 min)."""
+    started = time.monotonic()
+    yield
+    elapsed = time.monotonic() - started
+    record_duration(section, elapsed)
+    print(f"  ({section}: {elapsed:.0f} s)", flush=True)
 
 
 def slope(xs: tuple[int, ...], ys: list[float]) -> float:
@@ -196,7 +208,7 @@ class Bench:
         out: dict[str, Any] = {}
         for latency_ms in (0, 200):
             self.stack.llm.latency(latency_ms)
-            for concurrency in (1, 16, 64, 256):
+            for concurrency in (1, 64) if self.quick else (1, 16, 64, 256):
                 label = f"c{concurrency}" if latency_ms == 0 else f"c{concurrency}_l{latency_ms}"
                 # Long enough for a few rounds of every worker, also at the highest concurrency.
                 seconds = max(4.0 if self.quick else 8.0, concurrency / 20)
@@ -277,16 +289,20 @@ async def run_sections(bench: Bench, sections: list[str]) -> None:
     with bench:
         if "overhead" in sections:
             print("overhead ...", flush=True)
-            record("overhead", await bench.overhead())
+            with timed("overhead"):
+                record("overhead", await bench.overhead())
         if "floor" in sections:
             print("floor ...", flush=True)
-            record("floor", await bench.floor())
+            with timed("floor"):
+                record("floor", await bench.floor())
         if "throughput" in sections:
             print("throughput ...", flush=True)
-            record("throughput", await bench.throughput())
+            with timed("throughput"):
+                record("throughput", await bench.throughput())
         if "recovery" in sections:
             print("recovery ...", flush=True)
-            figures = await bench.recovery()
+            with timed("recovery"):
+                figures = await bench.recovery()
             record("recovery", figures)
             record("recovery_s", figures["announced"]["median_s"])
 
@@ -315,6 +331,7 @@ def main() -> None:
     first, total = args.scale or ((200, 1000) if args.quick else (1000, 10000))
     burst = args.approvals or (300 if args.quick else 1000)
 
+    started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         if set(sections) & {"overhead", "floor", "throughput", "recovery"}:
             # One event loop for these sections: the clients' connections belong to it.
@@ -336,7 +353,8 @@ def main() -> None:
 
             for settings in ("default", "bounded"):
                 print(f"burst: {burst} approvals sent at once, {settings} settings ...", flush=True)
-                figures = run_burst(burst, Path(tmp) / f"burst-{settings}", settings)
+                with timed(f"burst {settings}"):
+                    figures = run_burst(burst, Path(tmp) / f"burst-{settings}", settings)
                 record("waiting_burst" if settings == "default" else "waiting_burst_bounded", figures)
             forget("waiting", "waiting_bounded")  # their names before the at-scale figures came
         if "cluster" in sections:
@@ -345,8 +363,11 @@ def main() -> None:
             print(
                 "cluster: WeatherAgent at concurrency 64, one node vs three; a leader killed ...", flush=True
             )
-            record("cluster", asyncio.run(run_cluster(Path(tmp) / "cluster", args.quick, args.workers)))
+            with timed("cluster"):
+                figures = asyncio.run(run_cluster(Path(tmp) / "cluster", args.quick, args.workers))
+            record("cluster", figures)
     print(write_report())
+    print(f"make bench: {(time.monotonic() - started) / 60:.1f} min ({', '.join(sections)})")
 
 
 if __name__ == "__main__":

@@ -45,6 +45,13 @@ def record(section: str, figures: dict[str, Any]) -> None:
     RESULTS.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
+def record_duration(section: str, seconds: float) -> None:
+    """How long a section of `make bench` took, under "durations_s" in bench/results.json."""
+    data: dict[str, Any] = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    data.setdefault("durations_s", {})[section] = round(seconds, 1)
+    RESULTS.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
 def forget(*sections: str) -> None:
     """Remove sections from bench/results.json (figures recorded under an older name)."""
     data: dict[str, Any] = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
@@ -233,13 +240,26 @@ def _waiting_at_scale(ws: dict[str, Any]) -> str:
         f"| **per waiting approval** ({first:,} → {total:,}) | **{ws['endpoint_kb_per_waiting']} KB** | "
         f"**{ws['server_rss_kb_per_waiting']} KB** | **{ws['server_disk_kb_per_waiting']} KB** |\n"
     )
+    window = (
+        f", and never more than {ws['arrival_window']} turns before their review request"
+        if "arrival_window" in ws
+        else ""
+    )
     out.append(
-        f"\nArrivals achieved: {' and '.join(f'{r}/s' for r in ws['achieved_rate_per_s'])}; at most "
+        f"\nArrivals: at most {ws['arrival_rate_per_s']:g}/s{window}; achieved "
+        f"{' and '.join(f'{r}/s' for r in ws['achieved_rate_per_s'])}; at most "
         f"{ws['max_running_seen']} invocations running at once (sampled every 2 s). All {total:,} approved "
         f"(at most {ws['resolve_window']} between an approval and its claim's answer) and done in "
         f"**{ws['resolve_all_s']} s** ({ws['resolve_per_s']}/s); completed {ws['completed']}, failed "
         f"{ws['failed']}. Settings: {ws['settings']}.\n"
     )
+    if trouble := ws.get("trouble"):
+        out.append(
+            f"\nOn the way (all retried by Restate; failures are counted above): "
+            f"{trouble['endpoint_connection_crashes']} endpoint HTTP/2 connections crashed (hypercorn's "
+            f"KeyError on a closed stream), {trouble['llm_connection_errors']} LLM connection errors, "
+            f"{trouble['server_retries']} invocation retries by the server.\n"
+        )
     return "".join(out)
 
 
@@ -331,6 +351,12 @@ def write_report() -> str:
         + ", ".join(f"{k} {v}" for k, v in sorted(versions_.items()))
         + ".\n\n"
     )
+    if durations := data.get("durations_s"):
+        out.append(
+            "Time each section took when last run: "
+            + ", ".join(f"{k} {v:g} s" for k, v in durations.items())
+            + ".\n\n"
+        )
     out.extend(_targets(data))
     if ov := data.get("overhead"):
         out.append(_overhead(ov))
