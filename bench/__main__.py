@@ -344,10 +344,9 @@ def main() -> None:
                 "all resolved ...",
                 flush=True,
             )
-            record(
-                "waiting_at_scale",
-                run_at_scale((first, total), Path(tmp) / "waiting", args.workers, args.rate),
-            )
+            with timed("waiting"):
+                figures = run_at_scale((first, total), Path(tmp) / "waiting", args.workers, args.rate)
+            record("waiting_at_scale", figures)
         if "burst" in sections:
             from bench.approvals import run_burst
 

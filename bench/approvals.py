@@ -86,7 +86,7 @@ def run_burst(count: int, workdir: Path, settings: str = "default") -> dict[str,
         # need no approval, as many at a time as the approvals will come, then take the baseline.
         small = [
             {"message": f"Process my hospital bill of 500USD for a sprained ankle (warm-up {i})."}
-            for i in range(300)
+            for i in range(min(300, count // 2))
         ]
         asyncio.run(send_all(stack.ingress, small))
         wait_until(

@@ -178,7 +178,8 @@ def _floor(fl: dict[str, Any]) -> str:
     ]
     out.append(
         f"| gap (agent − floor) | {gap[0]} | {gap[1]} | {gap[2]} | what an agent's step costs beyond "
-        "journaling itself: its payload (model responses), the SDKs' work around each step |\n"
+        "journaling itself: the SDKs' work around each step, and what each invocation costs once, spread "
+        "over its 3 steps (see the notes) |\n"
     )
     if before := fl.get("before"):
         out.append(
@@ -225,7 +226,7 @@ def _waiting_at_scale(ws: dict[str, Any]) -> str:
     first, total = ws["marks"]
     at = ws["at"]
     out = [
-        f"\n## 5. Waiting at scale (claims arriving at {ws['arrival_rate_per_s']:g}/s; {first:,}, then "
+        f"\n## 5. Waiting at scale (claims arriving at most {ws['arrival_rate_per_s']:g}/s; {first:,}, then "
         f"{total:,} approvals waiting, suspended)\n\n",
         "| | endpoint RSS MB | server RSS MB | server data dir MB |\n| --- | --- | --- | --- |\n",
     ]
