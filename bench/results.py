@@ -46,9 +46,11 @@ def record(section: str, figures: dict[str, Any]) -> None:
 
 
 def record_duration(section: str, seconds: float) -> None:
-    """How long a section of `make bench` took, under "durations_s" in bench/results.json."""
+    """How long a section of `make bench` took ("durations_s"), and the machine's load average over
+    the last 5 minutes when it ended ("load_average"): above ~2 on 2 cores, something else ran too."""
     data: dict[str, Any] = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     data.setdefault("durations_s", {})[section] = round(seconds, 1)
+    data.setdefault("load_average", {})[section] = round(os.getloadavg()[1], 1)
     RESULTS.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
@@ -181,6 +183,8 @@ def _floor(fl: dict[str, Any]) -> str:
         "journaling itself: the SDKs' work around each step, and what each invocation costs once, spread "
         "over its 3 steps (see the notes) |\n"
     )
+    if note := fl.get("note"):
+        out.append(f"\nNote: {note}.\n")
     if before := fl.get("before"):
         out.append(
             f"\nBefore the change described in the notes (same machine, another run): agent step "
@@ -254,6 +258,8 @@ def _waiting_at_scale(ws: dict[str, Any]) -> str:
         f"**{ws['resolve_all_s']} s** ({ws['resolve_per_s']}/s); completed {ws['completed']}, failed "
         f"{ws['failed']}. Settings: {ws['settings']}.\n"
     )
+    if note := ws.get("note"):
+        out.append(f"\nNote: {note}.\n")
     if trouble := ws.get("trouble"):
         out.append(
             f"\nOn the way (all retried by Restate; failures are counted above): "
@@ -353,9 +359,13 @@ def write_report() -> str:
         + ".\n\n"
     )
     if durations := data.get("durations_s"):
+        loads = data.get("load_average", {})
         out.append(
-            "Time each section took when last run: "
-            + ", ".join(f"{k} {v:g} s" for k, v in durations.items())
+            "Time each section took when last run (and the machine's 5-minute load average when it ended; "
+            f"{machine.get('cores')} cores): "
+            + ", ".join(
+                f"{k} {v:g} s" + (f" (load {loads[k]})" if k in loads else "") for k, v in durations.items()
+            )
             + ".\n\n"
         )
     out.extend(_targets(data))
