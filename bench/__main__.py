@@ -26,9 +26,9 @@ import httpx
 from bench.common import (
     CpuMeter,
     closed_loop,
-    cpu_per_call,
     ingress_client,
     interleaved,
+    interleaved_with_cpu,
     rss_mb,
     stack_pids,
     summary,
@@ -141,7 +141,7 @@ class Bench:
     async def floor(self) -> dict[str, Any]:
         """What one journaled step costs when the step itself does nothing (BenchNoop/steps), in
         time and in CPU of the endpoint and the server, beside what a step of the agent costs."""
-        runs, warmup, cpu_runs = (15, 3, 10) if self.quick else (60, 10, 40)
+        runs, warmup = (15, 3) if self.quick else (60, 10)
         self.stack.llm.latency(0)
         server = {"server": self.stack.server.pid}
         noop_endpoint = {"endpoint": self.noop.pid}
@@ -159,17 +159,14 @@ class Bench:
 
             calls = {"plain": self.plain, "durable": durable, "noop": noop}
             calls.update({f"steps_{n}": steps(n) for n in FLOOR_STEPS})
-            samples = await interleaved(calls, runs, warmup)
-            # CPU time per call, one kind of call at a time (each process's own clock, so what else
-            # the machine does weighs less than on latencies).
-            top = max(FLOOR_STEPS)
-            cpu = {
-                "steps_0": await cpu_per_call(steps(0), cpu_runs, {**noop_endpoint, **server}),
-                f"steps_{top}": await cpu_per_call(steps(top), cpu_runs, {**noop_endpoint, **server}),
-                "noop": await cpu_per_call(noop, cpu_runs, {**noop_endpoint, **server}),
-                "durable": await cpu_per_call(durable, cpu_runs, {**tour_endpoint, **server}),
-                "plain": await cpu_per_call(self.plain, cpu_runs, {"bench (plain agent)": os.getpid()}),
+            # CPU time per call of the processes that serve it (each process's own clock), read
+            # around the same interleaved calls as the latencies.
+            pids_of = {
+                "plain": {"bench (plain agent)": os.getpid()},
+                "durable": {**tour_endpoint, **server},
+                **{name: {**noop_endpoint, **server} for name in calls if name not in ("plain", "durable")},
             }
+            samples, cpu = await interleaved_with_cpu(calls, pids_of, runs, warmup)
         stats = {name: summary(values) for name, values in samples.items()}
         medians = [stats[f"steps_{n}"]["median_ms"] for n in FLOOR_STEPS]
         plain, durable_ms, noop_ms = (stats[k]["median_ms"] for k in ("plain", "durable", "noop"))
@@ -178,18 +175,17 @@ class Bench:
         def per_step(total: float) -> float:
             return round(total / JOURNALED_STEPS, 3)
 
+        def cpu_slope(process: str) -> float:
+            return slope(FLOOR_STEPS, [cpu[f"steps_{n}"][process] for n in FLOOR_STEPS])
+
         return {
             "steps": list(FLOOR_STEPS),
             "latency": stats,
             "llm_latency_ms": 0,
-            # The floor: least-squares slope of the median latency over N, and CPU (N=top - N=0) / top.
+            # The floor: least-squares slopes over N of the median latency and of the mean CPU.
             "noop_ms_per_step": round(slope(FLOOR_STEPS, medians), 3),
-            "server_cpu_ms_per_step": round(
-                (cpu[f"steps_{top}"]["server"] - cpu["steps_0"]["server"]) / top, 3
-            ),
-            "endpoint_cpu_ms_per_step": round(
-                (cpu[f"steps_{top}"]["endpoint"] - cpu["steps_0"]["endpoint"]) / top, 3
-            ),
+            "server_cpu_ms_per_step": round(cpu_slope("server"), 3),
+            "endpoint_cpu_ms_per_step": round(cpu_slope("endpoint"), 3),
             # The agent: (durable - plain - noop) / 3 journaled steps, as in the overhead section;
             # CPU: the tour endpoint per durable run minus the plain agent's CPU per run (this
             # process) minus the no-op invocation on the no-op endpoint; the server's per durable
@@ -200,7 +196,7 @@ class Bench:
             ),
             "agent_server_cpu_ms_per_step": per_step(cpu["durable"]["server"] - cpu["noop"]["server"]),
             "cpu_ms_per_call": {k: {p: round(v, 2) for p, v in per.items()} for k, per in cpu.items()},
-            "cpu_runs": cpu_runs,
+            "cpu_runs": runs,
         }
 
     # --- 2. throughput -----------------------------------------------------------------------

@@ -152,7 +152,6 @@ def _overhead(ov: dict[str, Any]) -> str:
 
 def _floor(fl: dict[str, Any]) -> str:
     steps = fl["steps"]
-    top = max(steps)
     out = [
         "\n## 2. The per-step floor (LLM latency 0 ms, one request at a time, same run)\n\n",
         "`BenchNoop/steps` does N journaled steps that do nothing (`ctx.run_typed` of an empty "
@@ -164,7 +163,7 @@ def _floor(fl: dict[str, Any]) -> str:
         "| --- | --- | --- | --- | --- |\n",
         f"| no-op step (the floor) | {fl['noop_ms_per_step']} | {fl['endpoint_cpu_ms_per_step']} | "
         f"{fl['server_cpu_ms_per_step']} | slope of the median over N = {', '.join(map(str, steps))}; "
-        f"CPU: (N = {top} − N = 0) / {top}, {fl['cpu_runs']} calls each |\n",
+        "CPU: the slope of the mean, read from /proc around the same calls |\n",
         f"| agent step (WeatherAgent) | {fl['agent_ms_per_step']} | {fl['agent_endpoint_cpu_ms_per_step']} | "
         f"{fl['agent_server_cpu_ms_per_step']} | (durable − plain − noop) / 3 steps; endpoint CPU: tour "
         "endpoint per run − plain agent per run − no-op endpoint per invocation; server CPU: per run − "
