@@ -174,7 +174,14 @@ def review_awakeables(log: Path) -> dict[int, str]:
 
 def disk_kb(path: Path) -> float:
     """Bytes of all files under `path` (what the server keeps on disk), in KiB."""
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 1024
+    total = 0
+    for f in path.rglob("*"):
+        try:
+            if f.is_file():
+                total += f.stat().st_size
+        except OSError:
+            continue  # RocksDB removed it meanwhile (a compacted table, an old log)
+    return total / 1024
 
 
 class Pacer:
