@@ -278,6 +278,8 @@ async def resolve_bounded(
                 resp.raise_for_status()
                 answer = await client.get(f"/restate/invocation/{ids[i]}/attach")
                 outcome["completed" if answer.status_code == 200 else "failed"] += 1
+                if (done := sum(outcome.values())) % 1000 == 0:
+                    print(f"  {done} approved and answered", flush=True)
 
         await asyncio.gather(*(approve(i) for i in sorted(awakeables)))
     return outcome
@@ -304,7 +306,7 @@ def run_at_scale(
     async def scenario() -> dict[str, Any]:
         pacer = Pacer(stack, rate, pacer_window)
         try:
-            # Warm-up: claims that need no approval, at the same pace, then the baseline.
+            # Warm-up: claims that need no approval, a few at a time, then the baseline.
             small = [
                 {"message": f"Process my hospital bill of 500USD for a sprained ankle (warm-up {i})."}
                 for i in range(min(300, first))
