@@ -1,9 +1,11 @@
 """`make bench`: the tour against the real restate-server and the offline LLM, in figures.
 
-    python -m bench                      # everything (about 15 minutes)
+    python -m bench                      # everything (about 20 minutes on 2 cores, 8 of them
+                                         #   for 10,000 waiting approvals)
     python -m bench --only overhead      # one section: overhead, floor, throughput, recovery,
                                          #   waiting, burst, cluster
-    python -m bench --quick              # fewer runs and shorter windows, for a first look
+    python -m bench --quick              # fewer runs, shorter windows, 1,000 waiting approvals,
+                                         #   for a first look (13 minutes on 2 busy cores)
 
 Prints a table per section, merges the figures into bench/results.json and rewrites
 bench/RESULTS.md. Figures are medians (p95, p99) over many runs; every comparison is a ratio of
@@ -253,7 +255,7 @@ class Bench:
 
     # --- 3. recovery -------------------------------------------------------------------------
     async def recovery(self) -> dict[str, Any]:
-        rounds = 3 if self.quick else 5
+        rounds = 2 if self.quick else 5
         out: dict[str, Any] = {}
         for mode in ("announced", "server_backoff"):
             samples = []
@@ -319,13 +321,13 @@ def main() -> None:
     )
     parser.add_argument("--rate", type=float, default=50.0, help="waiting: claims arriving per second")
     parser.add_argument(
-        "--approvals", type=int, help="burst: approvals sent at once (default 1000; --quick 300)"
+        "--approvals", type=int, help="burst: approvals sent at once (default 1000; --quick 200)"
     )
     parser.add_argument("--workers", type=int, default=2, help="endpoint processes (APP_WORKERS)")
     args = parser.parse_args()
     sections = args.only or SECTIONS
     first, total = args.scale or ((200, 1000) if args.quick else (1000, 10000))
-    burst = args.approvals or (300 if args.quick else 1000)
+    burst = args.approvals or (200 if args.quick else 1000)
 
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
