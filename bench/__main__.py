@@ -1,6 +1,6 @@
 """`make bench`: the tour against the real restate-server and the offline LLM, in figures.
 
-    python -m bench                      # everything (about 20 minutes on 2 cores, 8 of them
+    python -m bench                      # everything (about 20 minutes on 2 cores, 9 of them
                                          #   for 10,000 waiting approvals)
     python -m bench --only overhead      # one section: overhead, floor, throughput, recovery,
                                          #   waiting, burst, cluster
