@@ -160,16 +160,6 @@ async def interleaved_with_cpu(
     return samples, cpu_ms
 
 
-async def cpu_per_call(
-    call: Callable[[], Awaitable[Any]], runs: int, pids: dict[str, int]
-) -> dict[str, float]:
-    """CPU milliseconds each process spends per call, over `runs` calls made one at a time."""
-    meter = CpuMeter(pids)
-    for _ in range(runs):
-        await call()
-    return {name: 1000 * seconds / runs for name, seconds in meter.seconds().items()}
-
-
 async def closed_loop(
     call: Callable[[], Awaitable[Any]], concurrency: int, seconds: float, warmup_s: float = 2.0
 ) -> dict[str, Any]:
