@@ -1,8 +1,11 @@
 """`make bench`: the tour against the real restate-server and the offline LLM, in figures.
 
-    python -m bench                      # everything (about 15 minutes)
-    python -m bench --only overhead      # one section: overhead, throughput, recovery, waiting, cluster
-    python -m bench --quick              # fewer runs and shorter windows, for a first look
+    python -m bench                      # everything (about 20 minutes on 2 cores, 9 of them
+                                         #   for 10,000 waiting approvals)
+    python -m bench --only overhead      # one section: overhead, floor, throughput, recovery,
+                                         #   waiting, burst, cluster
+    python -m bench --quick              # fewer runs, shorter windows, 1,000 waiting approvals,
+                                         #   for a first look (13 minutes on 2 busy cores)
 
 Prints a table per section, merges the figures into bench/results.json and rewrites
 bench/RESULTS.md. Figures are medians (p95, p99) over many runs; every comparison is a ratio of
@@ -15,19 +18,49 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from bench.common import CpuMeter, closed_loop, ingress_client, interleaved, rss_mb, stack_pids, summary
-from bench.results import record, write_report
+from bench.common import (
+    CpuMeter,
+    closed_loop,
+    ingress_client,
+    interleaved,
+    interleaved_with_cpu,
+    rss_mb,
+    stack_pids,
+    summary,
+)
+from bench.results import forget, record, record_duration, write_report
 from dev.harness import Tour, wait_until
 from dev.stack import Proc, free_port, python_env
 
 WEATHER = "WeatherAgent/run"
 QUESTION = {"message": "What is the weather like in San Francisco?"}
 JOURNALED_STEPS = 3  # two LLM calls and the "Get weather" step
+FLOOR_STEPS = (0, 10, 50)  # journaled no-op steps per invocation, for the floor
+
+
+@contextmanager
+def timed(section: str) -> Iterator[None]:
+    """Print and record how long a section took (the whole of `make bench` should stay ~15 min)."""
+    started = time.monotonic()
+    yield
+    elapsed = time.monotonic() - started
+    record_duration(section, elapsed)
+    print(f"  ({section}: {elapsed:.0f} s)", flush=True)
+
+
+def slope(xs: tuple[int, ...], ys: list[float]) -> float:
+    """Least-squares slope of ys over xs."""
+    mean_x, mean_y = sum(xs) / len(xs), sum(ys) / len(ys)
+    return sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True)) / sum(
+        (x - mean_x) ** 2 for x in xs
+    )
 
 
 class Bench:
@@ -106,12 +139,74 @@ class Bench:
             "llm_latency_ms": 0,
         }
 
+    # --- 1b. the per-step floor ---------------------------------------------------------------
+    async def floor(self) -> dict[str, Any]:
+        """What one journaled step costs when the step itself does nothing (BenchNoop/steps), in
+        time and in CPU of the endpoint and the server, beside what a step of the agent costs."""
+        runs, warmup = (15, 3) if self.quick else (60, 10)
+        self.stack.llm.latency(0)
+        server = {"server": self.stack.server.pid}
+        noop_endpoint = {"endpoint": self.noop.pid}
+        tour_endpoint = {name: pid for name, pid in self.pids().items() if name.startswith("endpoint")}
+        async with self.client(1) as client:
+
+            def steps(n: int) -> Any:
+                return lambda: self.durable(client, "BenchNoop/steps", n)
+
+            def durable() -> Any:
+                return self.durable(client)
+
+            def noop() -> Any:
+                return self.durable(client, "BenchNoop/run", None)
+
+            calls = {"plain": self.plain, "durable": durable, "noop": noop}
+            calls.update({f"steps_{n}": steps(n) for n in FLOOR_STEPS})
+            # CPU time per call of the processes that serve it (each process's own clock), read
+            # around the same interleaved calls as the latencies.
+            pids_of = {
+                "plain": {"bench (plain agent)": os.getpid()},
+                "durable": {**tour_endpoint, **server},
+                **{name: {**noop_endpoint, **server} for name in calls if name not in ("plain", "durable")},
+            }
+            samples, cpu = await interleaved_with_cpu(calls, pids_of, runs, warmup)
+        stats = {name: summary(values) for name, values in samples.items()}
+        medians = [stats[f"steps_{n}"]["median_ms"] for n in FLOOR_STEPS]
+        plain, durable_ms, noop_ms = (stats[k]["median_ms"] for k in ("plain", "durable", "noop"))
+        durable_endpoint_cpu = sum(v for k, v in cpu["durable"].items() if k.startswith("endpoint"))
+
+        def per_step(total: float) -> float:
+            return round(total / JOURNALED_STEPS, 3)
+
+        def cpu_slope(process: str) -> float:
+            return slope(FLOOR_STEPS, [cpu[f"steps_{n}"][process] for n in FLOOR_STEPS])
+
+        return {
+            "steps": list(FLOOR_STEPS),
+            "latency": stats,
+            "llm_latency_ms": 0,
+            # The floor: least-squares slopes over N of the median latency and of the mean CPU.
+            "noop_ms_per_step": round(slope(FLOOR_STEPS, medians), 3),
+            "server_cpu_ms_per_step": round(cpu_slope("server"), 3),
+            "endpoint_cpu_ms_per_step": round(cpu_slope("endpoint"), 3),
+            # The agent: (durable - plain - noop) / 3 journaled steps, as in the overhead section;
+            # CPU: the tour endpoint per durable run minus the plain agent's CPU per run (this
+            # process) minus the no-op invocation on the no-op endpoint; the server's per durable
+            # run minus its per no-op invocation.
+            "agent_ms_per_step": per_step(durable_ms - plain - noop_ms),
+            "agent_endpoint_cpu_ms_per_step": per_step(
+                durable_endpoint_cpu - cpu["plain"]["bench (plain agent)"] - cpu["noop"]["endpoint"]
+            ),
+            "agent_server_cpu_ms_per_step": per_step(cpu["durable"]["server"] - cpu["noop"]["server"]),
+            "cpu_ms_per_call": {k: {p: round(v, 2) for p, v in per.items()} for k, per in cpu.items()},
+            "cpu_runs": runs,
+        }
+
     # --- 2. throughput -----------------------------------------------------------------------
     async def throughput(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for latency_ms in (0, 200):
             self.stack.llm.latency(latency_ms)
-            for concurrency in (1, 16, 64, 256):
+            for concurrency in (1, 64) if self.quick else (1, 16, 64, 256):
                 label = f"c{concurrency}" if latency_ms == 0 else f"c{concurrency}_l{latency_ms}"
                 # Long enough for a few rounds of every worker, also at the highest concurrency.
                 seconds = max(4.0 if self.quick else 8.0, concurrency / 20)
@@ -160,7 +255,7 @@ class Bench:
 
     # --- 3. recovery -------------------------------------------------------------------------
     async def recovery(self) -> dict[str, Any]:
-        rounds = 3 if self.quick else 5
+        rounds = 2 if self.quick else 5
         out: dict[str, Any] = {}
         for mode in ("announced", "server_backoff"):
             samples = []
@@ -192,47 +287,84 @@ async def run_sections(bench: Bench, sections: list[str]) -> None:
     with bench:
         if "overhead" in sections:
             print("overhead ...", flush=True)
-            record("overhead", await bench.overhead())
+            with timed("overhead"):
+                record("overhead", await bench.overhead())
+        if "floor" in sections:
+            print("floor ...", flush=True)
+            with timed("floor"):
+                record("floor", await bench.floor())
         if "throughput" in sections:
             print("throughput ...", flush=True)
-            record("throughput", await bench.throughput())
+            with timed("throughput"):
+                record("throughput", await bench.throughput())
         if "recovery" in sections:
             print("recovery ...", flush=True)
-            figures = await bench.recovery()
+            with timed("recovery"):
+                figures = await bench.recovery()
             record("recovery", figures)
             record("recovery_s", figures["announced"]["median_s"])
 
 
+SECTIONS = ["overhead", "floor", "throughput", "recovery", "waiting", "burst", "cluster"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--only", choices=["overhead", "throughput", "recovery", "waiting", "cluster"], action="append"
-    )
+    parser.add_argument("--only", choices=SECTIONS, action="append")
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--approvals", type=int, default=1000)
+    parser.add_argument(
+        "--scale",
+        type=int,
+        nargs=2,
+        metavar=("FIRST", "TOTAL"),
+        help="waiting: approvals waiting at the two measurements (default 1000 10000; --quick 200 1000)",
+    )
+    parser.add_argument("--rate", type=float, default=50.0, help="waiting: claims arriving per second")
+    parser.add_argument(
+        "--approvals", type=int, help="burst: approvals sent at once (default 1000; --quick 200)"
+    )
     parser.add_argument("--workers", type=int, default=2, help="endpoint processes (APP_WORKERS)")
     args = parser.parse_args()
-    sections = args.only or ["overhead", "throughput", "recovery", "waiting", "cluster"]
+    sections = args.only or SECTIONS
+    first, total = args.scale or ((200, 1000) if args.quick else (1000, 10000))
+    burst = args.approvals or (200 if args.quick else 1000)
 
+    started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
-        if set(sections) & {"overhead", "throughput", "recovery"}:
+        if set(sections) & {"overhead", "floor", "throughput", "recovery"}:
             # One event loop for these sections: the clients' connections belong to it.
             asyncio.run(run_sections(Bench(Path(tmp) / "main", args.quick, args.workers), sections))
         if "waiting" in sections:
-            from bench.approvals import run as run_approvals
+            from bench.approvals import run_at_scale
+
+            print(
+                f"waiting: claims arriving at {args.rate:g}/s until {first}, then {total} approvals wait; "
+                "all resolved ...",
+                flush=True,
+            )
+            with timed("waiting"):
+                figures = run_at_scale((first, total), Path(tmp) / "waiting", args.workers, args.rate)
+            record("waiting_at_scale", figures)
+        if "burst" in sections:
+            from bench.approvals import run_burst
 
             for settings in ("default", "bounded"):
-                print(f"waiting: {args.approvals} pending approvals, {settings} settings ...", flush=True)
-                figures = run_approvals(args.approvals, Path(tmp) / f"waiting-{settings}", settings)
-                record("waiting" if settings == "default" else "waiting_bounded", figures)
+                print(f"burst: {burst} approvals sent at once, {settings} settings ...", flush=True)
+                with timed(f"burst {settings}"):
+                    figures = run_burst(burst, Path(tmp) / f"burst-{settings}", settings)
+                record("waiting_burst" if settings == "default" else "waiting_burst_bounded", figures)
+            forget("waiting", "waiting_bounded")  # their names before the at-scale figures came
         if "cluster" in sections:
             from bench.cluster import run as run_cluster
 
             print(
                 "cluster: WeatherAgent at concurrency 64, one node vs three; a leader killed ...", flush=True
             )
-            record("cluster", asyncio.run(run_cluster(Path(tmp) / "cluster", args.quick, args.workers)))
+            with timed("cluster"):
+                figures = asyncio.run(run_cluster(Path(tmp) / "cluster", args.quick, args.workers))
+            record("cluster", figures)
     print(write_report())
+    print(f"make bench: {(time.monotonic() - started) / 60:.1f} min ({', '.join(sections)})")
 
 
 if __name__ == "__main__":

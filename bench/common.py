@@ -79,6 +79,18 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
+def cpu_seconds_precise(pid: int) -> float:
+    """CPU time of all threads of a process so far, to the nanosecond (Linux schedstat; /proc/<pid>/stat
+    counts in 10 ms ticks, too coarse around a single call of a few milliseconds)."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            total += int((task / "schedstat").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue  # the thread ended meanwhile
+    return total / 1e9
+
+
 @dataclass
 class CpuMeter:
     """CPU % of some processes over a measured window (100% = one core busy)."""
@@ -88,6 +100,10 @@ class CpuMeter:
     def __post_init__(self) -> None:
         self.start = time.monotonic()
         self.before = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+
+    def seconds(self) -> dict[str, float]:
+        """CPU seconds each process used since the meter was started."""
+        return {name: cpu_seconds(pid) - self.before[name] for name, pid in self.pids.items()}
 
     def percent(self) -> dict[str, float]:
         elapsed = time.monotonic() - self.start
@@ -112,6 +128,36 @@ async def interleaved(
             await call()
             samples[name].append(time.perf_counter() - started)
     return samples
+
+
+async def interleaved_with_cpu(
+    calls: Mapping[str, Callable[[], Awaitable[Any]]],
+    pids_of: Mapping[str, dict[str, int]],
+    runs: int,
+    warmup: int,
+    settle_s: float = 0.005,
+) -> tuple[dict[str, list[float]], dict[str, dict[str, float]]]:
+    """`interleaved`, and what each kind of call costs the processes named for it in `pids_of`:
+    CPU milliseconds per call, read from /proc around each call (plus `settle_s` for the work a
+    process finishes after answering). Measured around the same calls as the latencies, so a busy
+    machine weighs on all kinds alike here too."""
+    for _ in range(warmup):
+        for call in calls.values():
+            await call()
+    samples: dict[str, list[float]] = {name: [] for name in calls}
+    spent: dict[str, dict[str, float]] = {name: dict.fromkeys(pids_of.get(name, {}), 0.0) for name in calls}
+    for _ in range(runs):
+        for name, call in calls.items():
+            pids = pids_of.get(name, {})
+            before = {process: cpu_seconds_precise(pid) for process, pid in pids.items()}
+            started = time.perf_counter()
+            await call()
+            samples[name].append(time.perf_counter() - started)
+            await asyncio.sleep(settle_s)
+            for process, pid in pids.items():
+                spent[name][process] += cpu_seconds_precise(pid) - before[process]
+    cpu_ms = {name: {process: 1000 * s / runs for process, s in per.items()} for name, per in spent.items()}
+    return samples, cpu_ms
 
 
 async def closed_loop(

@@ -1,5 +1,10 @@
-"""A Restate endpoint with one handler that does nothing: the engine's floor, for the overhead
-benchmark. Served apart from the tour's endpoint so that the tour carries no benchmark code.
+"""A Restate endpoint with handlers that do nothing: the engine's floor, for the overhead and floor
+benchmarks. Served apart from the tour's endpoint so that the tour carries no benchmark code.
+
+    BenchNoop/run        an invocation and nothing else
+    BenchNoop/steps      N journaled no-op steps (`ctx.run_typed`), one after the other: each one
+                         proposes its (empty) result and waits for the server to acknowledge it,
+                         as every LLM call and tool step of an agent does
 
     python -m bench.noop_endpoint --port 9099
 """
@@ -17,6 +22,17 @@ noop = restate.Service("BenchNoop")
 @noop.handler()
 async def run(ctx: restate.Context) -> None:
     return None
+
+
+async def nothing() -> None:
+    return None
+
+
+@noop.handler()
+async def steps(ctx: restate.Context, n: int) -> int:
+    for _ in range(n):
+        await ctx.run_typed("step", nothing)
+    return n
 
 
 def main() -> None:

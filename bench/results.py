@@ -45,7 +45,28 @@ def record(section: str, figures: dict[str, Any]) -> None:
     RESULTS.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
-WAITS = [("waiting", "server as in make run"), ("waiting_bounded", "endpoint concurrency bounded")]
+def record_duration(section: str, seconds: float) -> None:
+    """How long a section of `make bench` took ("durations_s"), and the machine's load average over
+    the last 5 minutes when it ended ("load_average"): above ~2 on 2 cores, something else ran too."""
+    data: dict[str, Any] = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    data.setdefault("durations_s", {})[section] = round(seconds, 1)
+    data.setdefault("load_average", {})[section] = round(os.getloadavg()[1], 1)
+    RESULTS.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def forget(*sections: str) -> None:
+    """Remove sections from bench/results.json (figures recorded under an older name)."""
+    data: dict[str, Any] = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    for section in sections:
+        data.pop(section, None)
+    RESULTS.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+# The burst figures (all approvals sent at once), under their current names, and their labels.
+BURSTS = [
+    ("waiting_burst", "server as in make run"),
+    ("waiting_burst_bounded", "endpoint concurrency bounded"),
+]
 
 TARGETS = """\
 | target | figure | measured | met |
@@ -58,22 +79,8 @@ def _row(name: str, figure: str, value: Any, met: bool | None) -> str:
     return f"| {name} | {figure} | {value} | {mark} |\n"
 
 
-def write_report() -> str:
-    """Rewrite bench/RESULTS.md from bench/results.json; returns the text."""
-    data: dict[str, Any] = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    out = [
-        "# Benchmark results\n\n",
-        "Written by `make bench` (`python -m bench`) from `bench/results.json`.\n\n",
-    ]
-    machine, versions_ = data.get("machine", {}), data.get("versions", {})
-    out.append(
-        f"Machine: {machine.get('cores')} cores, {machine.get('memory_gb')} GB, {machine.get('platform')}, "
-        f"Python {machine.get('python')}. Versions: "
-        + ", ".join(f"{k} {v}" for k, v in sorted(versions_.items()))
-        + ".\n\n"
-    )
-
-    out.append("## Targets\n\n" + TARGETS)
+def _targets(data: dict[str, Any]) -> list[str]:
+    out = ["## Targets\n\n" + TARGETS]
     if ov := data.get("overhead"):
         out.append(
             _row("overhead ≤ 1.5x plain", "durable / plain, median", f"{ov['ratio']}x", ov["ratio"] <= 1.5)
@@ -90,92 +97,295 @@ def write_report() -> str:
         )
     if (rec := data.get("recovery_s")) is not None:
         out.append(_row("recovery < 1 s", "endpoint ready → invocation done, median", f"{rec} s", rec < 1.0))
-    waits = [(label, data[key]) for key, label in WAITS if key in data]
-    for label, wt in waits:
-        delta = wt["endpoint_rss_delta_mb"]
+    if ws := data.get("waiting_at_scale"):
+        first, total = ws["marks"]
+        per_1000_mb = round(ws["endpoint_kb_per_waiting"] * 1000 / 1024, 1)
         out.append(
             _row(
-                f"{wt['count']} suspended approvals add < 5 MB",
-                f"endpoint RSS delta, {label}",
-                f"{delta} MB",
-                delta < 5,
+                "1000 waiting approvals add < 5 MB",
+                f"endpoint RSS slope from {first:,} to {total:,} waiting, × 1000",
+                f"{per_1000_mb} MB ({ws['endpoint_kb_per_waiting']} KB each)",
+                per_1000_mb < 5,
             )
         )
+    for key, label in BURSTS:
+        if bt := data.get(key):
+            out.append(
+                _row(
+                    f"— (no target) {bt['count']} approvals arriving at once",
+                    f"endpoint RSS high-water mark of the burst, {label}",
+                    f"+{bt['endpoint_rss_delta_mb']} MB",
+                    None,
+                )
+            )
+    if (mb := data.get("misbehaviour")) and "max_llm_calls" in mb:
+        bound = mb.get("bound")
+        out.append(
+            _row(
+                "a misbehaving model's invocation ends in bounded LLM calls",
+                "LLM calls per invocation, max over the matrix" + (f" (bound {bound})" if bound else ""),
+                mb["max_llm_calls"],
+                mb["max_llm_calls"] <= bound if isinstance(bound, int | float) else None,
+            )
+        )
+    return out
 
-    if ov:
-        out.append("\n## 1. Overhead (LLM latency 0 ms, one request at a time)\n\n")
-        out.append("| run | median ms | p95 ms | p99 ms | runs |\n| --- | --- | --- | --- | --- |\n")
-        for name in ("plain", "durable", "noop"):
-            s = ov["latency"][name]
-            out.append(f"| {name} | {s['median_ms']} | {s['p95_ms']} | {s['p99_ms']} | {s['runs']} |\n")
-        out.append(
-            f"\nDurable / plain: **{ov['ratio']}x**; overhead {ov['overhead_ms']} ms per run, "
-            f"{ov['per_step_ms']} ms per journaled step beyond the no-op invocation "
-            "((durable − plain − noop) / 3 steps).\n"
+
+def _latency_table(latency: dict[str, dict[str, Any]], names: list[str]) -> str:
+    rows = "".join(
+        f"| {name} | {s['median_ms']} | {s['p95_ms']} | {s['p99_ms']} | {s['runs']} |\n"
+        for name in names
+        if (s := latency.get(name))
+    )
+    return "| run | median ms | p95 ms | p99 ms | runs |\n| --- | --- | --- | --- | --- |\n" + rows
+
+
+def _overhead(ov: dict[str, Any]) -> str:
+    return (
+        "\n## 1. Overhead (LLM latency 0 ms, one request at a time)\n\n"
+        + _latency_table(ov["latency"], ["plain", "durable", "noop"])
+        + f"\nDurable / plain: **{ov['ratio']}x**; overhead {ov['overhead_ms']} ms per run, "
+        f"{ov['per_step_ms']} ms per journaled step beyond the no-op invocation "
+        "((durable − plain − noop) / 3 steps).\n"
+    )
+
+
+def _floor(fl: dict[str, Any]) -> str:
+    steps = fl["steps"]
+    out = [
+        "\n## 2. The per-step floor (LLM latency 0 ms, one request at a time, same run)\n\n",
+        "`BenchNoop/steps` does N journaled steps that do nothing (`ctx.run_typed` of an empty "
+        "function): each step still proposes its result to the server and waits for the "
+        "acknowledgement, as every LLM call and tool step of an agent does. All kinds of call take "
+        "turns, so the machine's load weighs on all alike.\n\n",
+        _latency_table(fl["latency"], [*(f"steps_{n}" for n in steps), "noop", "plain", "durable"]),
+        "\n| per journaled step | ms | endpoint CPU ms | server CPU ms | from |\n"
+        "| --- | --- | --- | --- | --- |\n",
+        f"| no-op step (the floor) | {fl['noop_ms_per_step']} | {fl['endpoint_cpu_ms_per_step']} | "
+        f"{fl['server_cpu_ms_per_step']} | slope of the median over N = {', '.join(map(str, steps))}; "
+        "CPU: the slope of the mean, read from /proc around the same calls |\n",
+        f"| agent step (WeatherAgent) | {fl['agent_ms_per_step']} | {fl['agent_endpoint_cpu_ms_per_step']} | "
+        f"{fl['agent_server_cpu_ms_per_step']} | (durable − plain − noop) / 3 steps; endpoint CPU: tour "
+        "endpoint per run − plain agent per run − no-op endpoint per invocation; server CPU: per run − "
+        "per no-op invocation |\n",
+    ]
+    gap = [
+        round(fl[a] - fl[b], 3)
+        for a, b in (
+            ("agent_ms_per_step", "noop_ms_per_step"),
+            ("agent_endpoint_cpu_ms_per_step", "endpoint_cpu_ms_per_step"),
+            ("agent_server_cpu_ms_per_step", "server_cpu_ms_per_step"),
         )
-    if tp:
+    ]
+    out.append(
+        f"| gap (agent − floor) | {gap[0]} | {gap[1]} | {gap[2]} | what an agent's step costs beyond "
+        "journaling itself: the SDKs' work around each step, and what each invocation costs once, spread "
+        "over its 3 steps (see the notes) |\n"
+    )
+    if note := fl.get("note"):
+        out.append(f"\nNote: {note}.\n")
+    if before := fl.get("before"):
         out.append(
-            "\n## 2. Throughput (closed loop: each worker sends its next request when one completes)\n\n"
+            f"\nBefore the change described in the notes (same machine, another run): agent step "
+            f"{before.get('agent_ms_per_step')} ms, endpoint CPU {before.get('agent_endpoint_cpu_ms_per_step')} "
+            f"ms, server CPU {before.get('agent_server_cpu_ms_per_step')} ms.\n"
         )
+    return "".join(out)
+
+
+def _throughput(tp: dict[str, Any]) -> str:
+    out = [
+        "\n## 3. Throughput (closed loop: each worker sends its next request when one completes)\n\n",
+        "| concurrency | LLM latency | plain runs/s | durable runs/s | durable / plain | ceiling | "
+        "CPU % durable (endpoint / server / stand-in) | RSS MB (endpoint / server) |\n"
+        "| --- | --- | --- | --- | --- | --- | --- | --- |\n",
+    ]
+    for row in sorted(tp.values(), key=lambda r: (r["llm_latency_ms"], r["concurrency"])):
+        cpu = row["cpu_percent_durable"]
+        endpoint_cpu = round(sum(v for k, v in cpu.items() if k.startswith("endpoint")), 1)
         out.append(
-            "| concurrency | LLM latency | plain runs/s | durable runs/s | durable / plain | ceiling | "
-            "CPU % durable (endpoint / server / stand-in) | RSS MB (endpoint / server) |\n"
-            "| --- | --- | --- | --- | --- | --- | --- | --- |\n"
+            f"| {row['concurrency']} | {row['llm_latency_ms']} ms | {row['plain_rps']} | {row['durable_rps']} | "
+            f"{row['ratio']} | {row['ideal_rps'] or '—'} | {endpoint_cpu} / {cpu.get('server')} / "
+            f"{cpu.get('llm')} | {row['rss_mb']['endpoint']} / {row['rss_mb']['server']} |\n"
         )
-        for row in sorted(tp.values(), key=lambda r: (r["llm_latency_ms"], r["concurrency"])):
-            cpu = row["cpu_percent_durable"]
-            endpoint_cpu = round(sum(v for k, v in cpu.items() if k.startswith("endpoint")), 1)
+    return "".join(out)
+
+
+def _recovery(rec_all: dict[str, Any]) -> str:
+    out = [
+        "\n## 4. Recovery (SIGKILL mid-run, endpoint down 2 s, then back)\n\n",
+        "| how the endpoint comes back | median s | all runs s |\n| --- | --- | --- |\n",
+    ]
+    labels = {
+        "announced": "the endpoint tells Restate it is back (RESTATE_ADMIN_URL, set by `make run`)",
+        "server_backoff": "it does not: the next retry comes when the server's backoff says",
+    }
+    for mode, figures in rec_all.items():
+        out.append(f"| {labels.get(mode, mode)} | {figures['median_s']} | {figures['seconds']} |\n")
+    return "".join(out)
+
+
+def _waiting_at_scale(ws: dict[str, Any]) -> str:
+    first, total = ws["marks"]
+    at = ws["at"]
+    out = [
+        f"\n## 5. Waiting at scale (claims arriving at most {ws['arrival_rate_per_s']:g}/s; {first:,}, then "
+        f"{total:,} approvals waiting, suspended)\n\n",
+        "| | endpoint RSS MB | server RSS MB | server data dir MB |\n| --- | --- | --- | --- |\n",
+    ]
+    labels = {"idle": "after warm-up, none waiting", str(first): f"{first:,} waiting",
+              str(total): f"{total:,} waiting", "after_drain": "all resolved and done"}  # fmt: skip
+    for key, label in labels.items():
+        if m := at.get(key):
             out.append(
-                f"| {row['concurrency']} | {row['llm_latency_ms']} ms | {row['plain_rps']} | {row['durable_rps']} | "
-                f"{row['ratio']} | {row['ideal_rps'] or '—'} | {endpoint_cpu} / {cpu.get('server')} / "
-                f"{cpu.get('llm')} | {row['rss_mb']['endpoint']} / {row['rss_mb']['server']} |\n"
+                f"| {label} | {m['endpoint_rss_mb']} | {m['server_rss_mb']} | {m['server_disk_mb']} |\n"
             )
+    out.append(
+        f"| **per waiting approval** ({first:,} → {total:,}) | **{ws['endpoint_kb_per_waiting']} KB** | "
+        f"**{ws['server_rss_kb_per_waiting']} KB** | **{ws['server_disk_kb_per_waiting']} KB** |\n"
+    )
+    window = (
+        f", and never more than {ws['arrival_window']} turns before their review request"
+        if "arrival_window" in ws
+        else ""
+    )
+    out.append(
+        f"\nArrivals: at most {ws['arrival_rate_per_s']:g}/s{window}; achieved "
+        f"{' and '.join(f'{r}/s' for r in ws['achieved_rate_per_s'])}; at most "
+        f"{ws['max_running_seen']} invocations running at once (sampled every 2 s). All {total:,} approved "
+        f"(at most {ws['resolve_window']} between an approval and its claim's answer) and done in "
+        f"**{ws['resolve_all_s']} s** ({ws['resolve_per_s']}/s); completed {ws['completed']}, failed "
+        f"{ws['failed']}. Settings: {ws['settings']}.\n"
+    )
+    if note := ws.get("note"):
+        out.append(f"\nNote: {note}.\n")
+    if trouble := ws.get("trouble"):
+        out.append(
+            f"\nOn the way (all retried by Restate; failures are counted above): "
+            f"{trouble['endpoint_connection_crashes']} endpoint HTTP/2 connections crashed (hypercorn's "
+            f"KeyError on a closed stream), {trouble['llm_connection_errors']} LLM connection errors, "
+            f"{trouble['server_retries']} invocation retries by the server.\n"
+        )
+    return "".join(out)
+
+
+def _burst(bt: dict[str, Any], label: str, number: str) -> str:
+    rss = bt["rss_mb"]
+    out = [
+        f"\n## {number}. Burst: {bt['count']} approvals sent at once ({label})\n\n",
+        f"The high-water mark of {bt['count']} agent turns running at the same moment, not the cost of "
+        "waiting (that is section 5).\n\n",
+        "| phase | endpoint RSS MB | server RSS MB |\n| --- | --- | --- |\n",
+    ]
+    for phase in ("idle", "all_suspended", "after_drain"):
+        out.append(f"| {phase} | {rss[phase]['endpoint_rss_mb']} | {rss[phase]['server_rss_mb']} |\n")
+    out.append(
+        f"\nAll suspended after {bt['time_to_all_suspended_s']} s; resolved and drained in {bt['drain_s']} s "
+        f"({bt['drain_per_s']}/s); completed {bt['completed']}, failed {bt['failed']}. Settings: {bt['settings']}.\n"
+    )
+    return "".join(out)
+
+
+def _cluster(cl: dict[str, Any]) -> str:
+    out = [
+        f"\n## 7. Cluster: three nodes vs one ({cl['partitions']} partitions, "
+        f"{cl['endpoint_workers']} endpoint processes, concurrency 64, same run)\n\n",
+        "| LLM latency | single node runs/s | cluster runs/s | cluster / single | "
+        "median ms (single / cluster) | CPU % endpoint / servers (single; cluster) |\n"
+        "| --- | --- | --- | --- | --- | --- |\n",
+    ]
+    for label, latency in (("c64", "0 ms"), ("c64_l200", "200 ms")):
+        one, three = cl["single"][label], cl["cluster"][label]
+        out.append(
+            f"| {latency} | {one['rps']} | {three['rps']} | {cl[f'{label}_ratio']} | "
+            f"{one['latency'].get('median_ms')} / {three['latency'].get('median_ms')} | "
+            f"{one['cpu_percent']['endpoint']} / {one['cpu_percent']['servers']}; "
+            f"{three['cpu_percent']['endpoint']} / {three['cpu_percent']['servers']} |\n"
+        )
+    fo = cl["failover"]
+    out.append(
+        "\nFailover (one partition; its leader SIGKILLed under a load of 16 through another node): "
+        f"the first invocation sent after the kill completed **{fo['first_completion_median_s']} s** "
+        "after it, every "
+        f"invocation in flight at the kill done after {fo['all_in_flight_done_median_s']} s (medians of "
+        f"{len(fo['rounds'])}; rounds: "
+        + ", ".join(f"{r['first_completion_s']} / {r['all_in_flight_done_s']} s" for r in fo["rounds"])
+        + ").\n"
+    )
+    return "".join(out)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, dict | list):
+        return json.dumps(value, sort_keys=True).replace("|", "\\|")
+    return str(value).replace("|", "\\|")
+
+
+def generic_section(title: str, figures: dict[str, Any]) -> str:
+    """Any section without its own layout: its plain figures as a two-column table, and each
+    mapping of mappings (e.g. a matrix: misbehaviour x service) as a table of its own."""
+    out = [f"\n## {title}\n\n"]
+    plain = {k: v for k, v in figures.items() if not (isinstance(v, dict) and v and all(
+        isinstance(row, dict) for row in v.values()))}  # fmt: skip
+    if plain:
+        out.append("| figure | value |\n| --- | --- |\n")
+        out.extend(f"| {key} | {_cell(value)} |\n" for key, value in plain.items())
+    for key, table in figures.items():
+        if key in plain:
+            continue
+        columns = list(dict.fromkeys(col for row in table.values() for col in row))
+        out.append(f"\n{key}:\n\n| | " + " | ".join(map(_cell, columns)) + " |\n")
+        out.append("| --- " * (len(columns) + 1) + "|\n")
+        for name, row in table.items():
+            out.append(
+                f"| {_cell(name)} | " + " | ".join(_cell(row.get(col, "")) for col in columns) + " |\n"
+            )
+    return "".join(out)
+
+
+def write_report() -> str:
+    """Rewrite bench/RESULTS.md from bench/results.json; returns the text."""
+    data: dict[str, Any] = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    out = [
+        "# Benchmark results\n\n",
+        "Written by `make bench` (`python -m bench`) from `bench/results.json`.\n\n",
+    ]
+    machine, versions_ = data.get("machine", {}), data.get("versions", {})
+    out.append(
+        f"Machine: {machine.get('cores')} cores, {machine.get('memory_gb')} GB, {machine.get('platform')}, "
+        f"Python {machine.get('python')}. Versions: "
+        + ", ".join(f"{k} {v}" for k, v in sorted(versions_.items()))
+        + ".\n\n"
+    )
+    if durations := data.get("durations_s"):
+        loads = data.get("load_average", {})
+        out.append(
+            "Time each section took when last run (and the machine's 5-minute load average when it ended; "
+            f"{machine.get('cores')} cores): "
+            + ", ".join(
+                f"{k} {v:g} s" + (f" (load {loads[k]})" if k in loads else "") for k, v in durations.items()
+            )
+            + ".\n\n"
+        )
+    out.extend(_targets(data))
+    if ov := data.get("overhead"):
+        out.append(_overhead(ov))
+    if fl := data.get("floor"):
+        out.append(_floor(fl))
+    if tp := data.get("throughput"):
+        out.append(_throughput(tp))
     if rec_all := data.get("recovery"):
-        out.append("\n## 3. Recovery (SIGKILL mid-run, endpoint down 2 s, then back)\n\n")
-        out.append("| how the endpoint comes back | median s | all runs s |\n| --- | --- | --- |\n")
-        labels = {
-            "announced": "the endpoint tells Restate it is back (RESTATE_ADMIN_URL, set by `make run`)",
-            "server_backoff": "it does not: the next retry comes when the server's backoff says",
-        }
-        for mode, figures in rec_all.items():
-            out.append(f"| {labels.get(mode, mode)} | {figures['median_s']} | {figures['seconds']} |\n")
-    for label, wt in waits:
-        rss = wt["rss_mb"]
-        out.append(f"\n## 4. Waiting cost ({wt['count']} approvals, all suspended; {label})\n\n")
-        out.append("| phase | endpoint RSS MB | server RSS MB |\n| --- | --- | --- |\n")
-        for phase in ("idle", "all_suspended", "after_drain"):
-            out.append(f"| {phase} | {rss[phase]['endpoint_rss_mb']} | {rss[phase]['server_rss_mb']} |\n")
-        out.append(
-            f"\nAll suspended after {wt['time_to_all_suspended_s']} s; resolved and drained in {wt['drain_s']} s "
-            f"({wt['drain_per_s']}/s); completed {wt['completed']}, failed {wt['failed']}. Settings: {wt['settings']}.\n"
-        )
+        out.append(_recovery(rec_all))
+    if ws := data.get("waiting_at_scale"):
+        out.append(_waiting_at_scale(ws))
+    for (key, label), number in zip(BURSTS, ("6", "6b"), strict=True):
+        if bt := data.get(key):
+            out.append(_burst(bt, label, number))
     if cl := data.get("cluster"):
+        out.append(_cluster(cl))
+    if mb := data.get("misbehaviour"):
         out.append(
-            f"\n## 5. Cluster: three nodes vs one ({cl['partitions']} partitions, "
-            f"{cl['endpoint_workers']} endpoint processes, concurrency 64, same run)\n\n"
-        )
-        out.append(
-            "| LLM latency | single node runs/s | cluster runs/s | cluster / single | "
-            "median ms (single / cluster) | CPU % endpoint / servers (single; cluster) |\n"
-            "| --- | --- | --- | --- | --- | --- |\n"
-        )
-        for label, latency in (("c64", "0 ms"), ("c64_l200", "200 ms")):
-            one, three = cl["single"][label], cl["cluster"][label]
-            out.append(
-                f"| {latency} | {one['rps']} | {three['rps']} | {cl[f'{label}_ratio']} | "
-                f"{one['latency'].get('median_ms')} / {three['latency'].get('median_ms')} | "
-                f"{one['cpu_percent']['endpoint']} / {one['cpu_percent']['servers']}; "
-                f"{three['cpu_percent']['endpoint']} / {three['cpu_percent']['servers']} |\n"
-            )
-        fo = cl["failover"]
-        out.append(
-            "\nFailover (one partition; its leader SIGKILLed under a load of 16 through another node): "
-            f"the first invocation sent after the kill completed **{fo['first_completion_median_s']} s** "
-            "after it, every "
-            f"invocation in flight at the kill done after {fo['all_in_flight_done_median_s']} s (medians of "
-            f"{len(fo['rounds'])}; rounds: "
-            + ", ".join(f"{r['first_completion_s']} / {r['all_in_flight_done_s']} s" for r in fo["rounds"])
-            + ").\n"
+            generic_section("8. Misbehaviour (each model misbehaviour × each model-calling service)", mb)
         )
     notes = RESULTS.parent / "NOTES.md"
     if notes.exists():

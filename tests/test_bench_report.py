@@ -1,0 +1,114 @@
+"""The benchmark's bookkeeping, without running a benchmark: the report bench/RESULTS.md is written
+from whatever sections bench/results.json holds, and the waiting benchmark finds every review
+request in an endpoint log. (Figures belong in bench/, never in assertions.)"""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench import results
+from bench.__main__ import slope
+from bench.approvals import review_awakeables
+
+WAITING_AT_SCALE = {
+    "marks": [1000, 10000],
+    "arrival_rate_per_s": 50.0,
+    "arrival_window": 50,
+    "achieved_rate_per_s": [49.8, 49.9],
+    "max_running_seen": 61,
+    "at": {
+        "idle": {"endpoint_rss_mb": 300.0, "server_rss_mb": 170.0, "server_disk_mb": 1.0},
+        "1000": {"endpoint_rss_mb": 310.0, "server_rss_mb": 180.0, "server_disk_mb": 5.0, "suspended": 1000},
+        "10000": {
+            "endpoint_rss_mb": 311.0,
+            "server_rss_mb": 280.0,
+            "server_disk_mb": 40.0,
+            "suspended": 10000,
+        },
+    },
+    "endpoint_kb_per_waiting": 0.11,
+    "server_rss_kb_per_waiting": 11.4,
+    "server_disk_kb_per_waiting": 3.98,
+    "resolve_all_s": 250.0,
+    "resolve_per_s": 40.0,
+    "resolve_window": 32,
+    "completed": 10000,
+    "failed": 0,
+    "trouble": {"endpoint_connection_crashes": 0, "llm_connection_errors": 0, "server_retries": 0},
+    "settings": "test",
+}
+
+FLOOR = {
+    "steps": [0, 10, 50],
+    "latency": {
+        name: {"median_ms": 1.0, "p95_ms": 2.0, "p99_ms": 3.0, "runs": 5}
+        for name in ("steps_0", "steps_10", "steps_50", "noop", "plain", "durable")
+    },
+    "noop_ms_per_step": 1.1,
+    "endpoint_cpu_ms_per_step": 0.4,
+    "server_cpu_ms_per_step": 0.6,
+    "agent_ms_per_step": 3.3,
+    "agent_endpoint_cpu_ms_per_step": 1.2,
+    "agent_server_cpu_ms_per_step": 1.5,
+    "cpu_runs": 40,
+}
+
+
+@pytest.fixture
+def results_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "results.json"
+    monkeypatch.setattr(results, "RESULTS", path)
+    return path
+
+
+def test_report_shows_the_new_sections_and_any_misbehaviour_figures(results_file: Path) -> None:
+    results_file.write_text(
+        json.dumps(
+            {
+                "floor": FLOOR,
+                "waiting_at_scale": WAITING_AT_SCALE,
+                # The shape another benchmark may record: a headline figure and a matrix.
+                "misbehaviour": {
+                    "max_llm_calls": 11,
+                    "matrix": {"WeatherAgent": {"unknown_tool": 10, "refusal": 1}, "Chat": {"refusal": 1}},
+                },
+            }
+        )
+    )
+    text = results.write_report()
+    assert text == (results_file.parent / "RESULTS.md").read_text()
+    assert "## 2. The per-step floor" in text
+    assert "| no-op step (the floor) | 1.1 | 0.4 | 0.6 |" in text
+    assert "| gap (agent − floor) | 2.2 | 0.8 | 0.9 |" in text
+    assert "## 5. Waiting at scale" in text
+    assert "| **per waiting approval** (1,000 → 10,000) | **0.11 KB** | **11.4 KB** | **3.98 KB** |" in text
+    assert "| 1000 waiting approvals add < 5 MB |" in text
+    assert "## 8. Misbehaviour" in text
+    assert "| max_llm_calls | 11 |" in text
+    assert "| WeatherAgent | 10 | 1 |" in text
+    assert "| Chat |  | 1 |" in text
+
+
+def test_report_without_any_figures(results_file: Path) -> None:
+    assert "## Targets" in results.write_report()
+
+
+def test_every_review_request_is_found_also_when_two_workers_print_at_once(tmp_path: Path) -> None:
+    def review(n: int, awakeable: str) -> str:
+        resolve = f"curl 127.0.0.1:8080/restate/awakeables/{awakeable}/resolve --json"
+        return (
+            f'🔔 Human review requested for claim: {{"reason":"broken leg (bench {n})"}}\n'
+            f"   approve: {resolve} 'true'\n   reject:  {resolve} 'false'"
+        )
+
+    # print() writes the text and its final newline apart: another worker's lines can come between.
+    log = tmp_path / "endpoint.log"
+    log.write_text(
+        review(1, "sign_1a") + review(2, "sign_1b") + "\n\nINFO other line\n" + review(3, "sign_1c") + "\n"
+    )
+    assert review_awakeables(log) == {1: "sign_1a", 2: "sign_1b", 3: "sign_1c"}
+
+
+def test_slope() -> None:
+    assert slope((0, 10, 50), [5.0, 15.0, 55.0]) == pytest.approx(1.0)
