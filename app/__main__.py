@@ -19,8 +19,7 @@ from app.advanced.long_running_agent import scheduled_agent
 from app.advanced.manual_loop_agent import manual_loop_agent
 from app.advanced.mcp_agent import agent_service as mcp_claim_agent
 from app.advanced.rollback_agent import agent_service as booking_with_rollback_agent
-from app.advanced.streaming_agent import agent_events
-from app.advanced.streaming_agent import agent_service as streaming_agent
+from app.advanced.streaming_agent import agent_events, agent_service as streaming_agent
 from app.chat import chat
 from app.durable_agent import agent_service as weather_agent
 from app.error_handling import agent_service as error_handling_agent
@@ -30,8 +29,7 @@ from app.multi_agent import agent_service as multi_agent_claim_approval
 from app.parallel_agents import agent_service as parallel_agent_claim_approval
 from app.parallel_tools_agent import agent_service as parallel_tool_claim_agent
 from app.remote_agents import remote_agent_service as remote_multi_agent_claim_approval
-from app.sub_workflow_agent import agent_service as sub_workflow_claim_approval_agent
-from app.sub_workflow_agent import human_approval_workflow
+from app.sub_workflow_agent import agent_service as sub_workflow_claim_approval_agent, human_approval_workflow
 from app.utils.contract import enforce_input_contract
 from app.utils.review_inbox import review_inbox
 from app.utils.sub_agents import eligibility_agent_service, fraud_agent_service, rate_comparison_agent_service

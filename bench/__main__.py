@@ -3,7 +3,7 @@
     python -m bench                      # everything (about 20 minutes on 2 cores, 9 of them
                                          #   for 10,000 waiting approvals)
     python -m bench --only overhead      # one section: overhead, floor, throughput, recovery,
-                                         #   waiting, burst, cluster
+                                         #   waiting, burst, cluster, misbehaviour
     python -m bench --quick              # fewer runs, shorter windows, 1,000 waiting approvals,
                                          #   for a first look (13 minutes on 2 busy cores)
 
@@ -305,7 +305,7 @@ async def run_sections(bench: Bench, sections: list[str]) -> None:
             record("recovery_s", figures["announced"]["median_s"])
 
 
-SECTIONS = ["overhead", "floor", "throughput", "recovery", "waiting", "burst", "cluster"]
+SECTIONS = ["overhead", "floor", "throughput", "recovery", "waiting", "burst", "cluster", "misbehaviour"]
 
 
 def main() -> None:
@@ -363,6 +363,22 @@ def main() -> None:
             with timed("cluster"):
                 figures = asyncio.run(run_cluster(Path(tmp) / "cluster", args.quick, args.workers))
             record("cluster", figures)
+        if "misbehaviour" in sections:
+            from bench.misbehaviour import measure, report
+
+            print(
+                "misbehaviour: every model-calling service under each misbehaviour of the model ...",
+                flush=True,
+            )
+            with timed("misbehaviour"):
+                stack = Tour(Path(tmp) / "misbehaviour")
+                stack.start()
+                try:
+                    figures = measure(stack, args.quick)
+                finally:
+                    stack.stop()
+            report(figures)
+            record("misbehaviour", figures)
     print(write_report())
     print(f"make bench: {(time.monotonic() - started) / 60:.1f} min ({', '.join(sections)})")
 

@@ -9,8 +9,8 @@ import httpx
 import pytest
 
 from dev.offline_llm.claims import parse_claim
-from dev.offline_llm.conversation import fill_arguments as fill
 from dev.offline_llm.conversation import (
+    fill_arguments as fill,
     from_chat_request,
     from_responses_request,
     parse_output,
