@@ -48,7 +48,7 @@ def all_at_once(stack: Tour, behaviour: str) -> tuple[dict[str, int], dict[str, 
 
 
 def measure(stack: Tour, quick: bool) -> dict[str, Any]:
-    behaviours = ["unknown_tool", "endless_tools", "empty"] if quick else list(MISBEHAVIOURS)
+    behaviours = ["unknown_tool", "empty"] if quick else list(MISBEHAVIOURS)
     calls: dict[str, dict[str, int]] = {}
     outcome: dict[str, dict[str, int]] = {}
     sequential: list[str] = []
