@@ -9,13 +9,13 @@ lower bounds that a sleep guarantees, never upper bounds on how fast this machin
 
 import asyncio
 import json
-import os
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -27,7 +27,7 @@ from hypercorn.config import Config
 
 from dev.offline_llm.server import OfflineLLM
 from dev.offline_llm.streaming import fragments, words
-from dev.stack import REPO, free_port, python_env
+from dev.stack import REPO, OfflineLLM as StackLLM, free_port, python_env
 
 INSTRUCTIONS = "You are a helpful agent that provides weather updates."
 QUESTION = "What is the weather like in Denver and in Oslo?"
@@ -377,47 +377,40 @@ def test_a_client_that_hangs_up_ends_the_stream() -> None:
 # --- configuration at start ----------------------------------------------------------------------------
 
 
-def start_values(args: list[str], env: dict[str, str]) -> tuple[int, int] | str:
-    """Start `python -m dev.offline_llm` with `args` and `env`: its (latency_ms, token_ms) after a
-    reset, or what it said when it refused to start."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "dev.offline_llm", "--port", str(port), *args],
-        cwd=REPO,
-        env=python_env(env),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+def harness_llm(tmp_path: Path, token_ms: int | None = None) -> StackLLM:
+    """The harness's stand-in process (what `stack.llm` is in the end-to-end tests), started."""
+    llm = StackLLM(free_port(), tmp_path / "offline-llm.log", token_ms=token_ms)
+    llm.start()
     try:
-        deadline = time.monotonic() + 20
-        while proc.poll() is None:
-            try:
-                httpx.post(f"http://127.0.0.1:{port}/_stub/latency", json={"ms": 9, "token_ms": 9}, timeout=1)
-                httpx.post(f"http://127.0.0.1:{port}/_stub/reset", timeout=1)
-                stats = httpx.get(f"http://127.0.0.1:{port}/_stub/stats", timeout=1).json()
-                return stats["latency_ms"], stats["token_ms"]
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, "the stand-in did not start"
-                time.sleep(0.05)
-        assert proc.stdout is not None
-        return proc.stdout.read().strip()
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            proc.wait(10)
-        if proc.stdout is not None:
-            proc.stdout.close()
+        llm.wait_ready(20)
+    except Exception:
+        llm.stop()
+        raise
+    return llm
 
 
-def test_the_pace_at_start_comes_from_the_flag_else_the_environment() -> None:
-    no_env = {k: v for k, v in os.environ.items() if k != "OFFLINE_LLM_TOKEN_MS"}
-    assert no_env.get("OFFLINE_LLM_TOKEN_MS") is None
-    assert start_values(["--latency-ms", "4"], {"OFFLINE_LLM_TOKEN_MS": "25"}) == (4, 25)
-    assert start_values(["--token-ms", "3"], {"OFFLINE_LLM_TOKEN_MS": "25"}) == (0, 3)
-    assert start_values([], {"OFFLINE_LLM_TOKEN_MS": ""}) == (0, 0)
-    refused = start_values([], {"OFFLINE_LLM_TOKEN_MS": "fast"})
-    assert isinstance(refused, str) and "OFFLINE_LLM_TOKEN_MS must be an integer" in refused
+def test_the_pace_at_start_comes_from_the_flag_else_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OFFLINE_LLM_TOKEN_MS", "25")
+    for token_ms, expected in ((None, 25), (3, 3)):  # the environment variable, then --token-ms
+        llm = harness_llm(tmp_path, token_ms)
+        try:
+            assert llm.stats()["token_ms"] == expected
+            llm.token_pace(5)  # the harness's helper
+            llm.latency(7)
+            assert (llm.stats()["token_ms"], llm.stats()["latency_ms"]) == (5, 7)
+            llm.reset()
+            assert (llm.stats()["token_ms"], llm.stats()["latency_ms"]) == (expected, 0)
+        finally:
+            llm.stop()
+
+
+def test_a_pace_that_is_not_a_number_stops_the_start() -> None:
+    env = {**python_env(), "OFFLINE_LLM_TOKEN_MS": "fast"}
+    args = [sys.executable, "-m", "dev.offline_llm", "--port", str(free_port())]
+    done = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0 and "OFFLINE_LLM_TOKEN_MS must be an integer" in done.stderr
 
 
 def test_event_framing_on_the_wire() -> None:
