@@ -429,3 +429,24 @@ def test_event_framing_on_the_wire() -> None:
         assert event_line == f"event: {data['type']}" and data["sequence_number"] == i
     assert chat_raw.endswith("data: [DONE]\n\n") and "event:" not in chat_raw
     assert all(b.startswith("data: ") for b in chat_raw.removesuffix("\n\n").split("\n\n"))
+
+
+@pytest.mark.parametrize("api", ["responses", "chat"])
+def test_a_token_cap_ends_the_stream_as_incomplete(api: str) -> None:
+    stub = OfflineLLM()
+    if api == "responses":
+        (resp,) = in_process(
+            stub, ("POST", "/v1/responses", responses_body(stream=True, max_output_tokens=16))
+        )
+        last = json.loads(
+            resp.text.removesuffix("\n\n").split("\n\n")[-1].split("\n")[1].removeprefix("data: ")
+        )
+        assert last["type"] == "response.incomplete"
+        assert last["response"]["incomplete_details"] == {"reason": "max_output_tokens"}
+    else:
+        (resp,) = in_process(
+            stub, ("POST", "/v1/chat/completions", chat_body(stream=True, max_completion_tokens=5))
+        )
+        chunks = [json.loads(b.removeprefix("data: ")) for b in resp.text.split("\n\n")[:-2]]
+        assert chunks[-1]["choices"][0]["finish_reason"] == "length"
+        assert len("".join(c["choices"][0]["delta"].get("content") or "" for c in chunks)) == 5 * 4
