@@ -39,7 +39,8 @@ WEATHER = "WeatherAgent/run"
 StackT = TypeVar("StackT", bound=Tour)
 PARTITIONS = "4"  # the same for both; a leader or two per cluster node
 LOAD = 16  # callers during a failover round
-QUIET_S = 2.0  # nothing moved for this long: the cluster has settled
+QUIET_S = 1.5  # nothing moved for this long: the cluster has settled
+STEADY_S = 1.5  # load before the kill: every caller has completed a few runs
 # What the cluster logs while it takes a node back (see `settled`).
 SETTLING = ("to Alive", "Partition configuration transitions", "caught up", "became Leader")
 PHASES = ("detection", "election", "resumption", "delivery")
@@ -60,7 +61,7 @@ async def throughput_of(stack: Tour, quick: bool) -> dict[str, Any]:
         pids = stack_pids(stack)
         async with ingress_client(stack, 64) as http:
             meter = CpuMeter(pids)
-            figures = await closed_loop(lambda: weather(http), 64, 4.0 if quick else 6.0, 2.0)
+            figures = await closed_loop(lambda: weather(http), 64, 4.0 if quick else 5.0, 2.0)
             cpu = meter.percent()
         figures["cpu_percent"] = {
             "endpoint": round(sum(v for k, v in cpu.items() if k.startswith("endpoint")), 1),
@@ -90,6 +91,14 @@ class Load:
                 self.runs.append((sent, (await task)[1]))
             finally:
                 self.in_flight.discard(task)
+
+
+def machine_busy() -> tuple[float, float]:
+    """(busy, total) CPU time of the whole machine so far, all cores (/proc/stat, in ticks): the
+    other tenants of a shared machine included."""
+    fields = [float(n) for n in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields) - idle, sum(fields)
 
 
 def utc(text: str) -> float:
@@ -152,21 +161,27 @@ async def failover_round(
         load = Load(http)
         loops = [asyncio.create_task(load.loop()) for _ in range(LOAD)]
         steady_from = time.time()
-        await asyncio.sleep(2.0)  # steady state: every caller has completed a few runs
+        await asyncio.sleep(STEADY_S)
         at_kill = set(load.in_flight)
         if logs.current_leader(0) != leader:  # not settled after all: try again
             load.stopping = True
             await asyncio.gather(*loops)
             return {"leader_moved_during_steady_load": logs.flaps(steady_from, time.time())}
+        # What the processes that remain spend from the kill until all are done: whether the
+        # resumption is bound by CPU (the endpoint replaying and finishing the runs).
+        meter = CpuMeter({k: v for k, v in stack_pids(stack).items() if k != f"server {leader}"})
+        busy_before, total_before = machine_busy()
         killed = time.time()
         await asyncio.to_thread(stack.cluster.kill_node, leader)
         finished = await asyncio.gather(*at_kill)
+        cpu = meter.percent()
+        busy_after, total_after = machine_busy()
         load.stopping = True
         await asyncio.gather(*loops)
     all_done = max(done for _, done in finished)
     # The server's view: when it completed each of them (through the surviving node's admin API).
     server_done = completed_at(stack, [invocation for invocation, _ in finished])
-    await asyncio.sleep(0.3)  # the last log lines of the window reach the files
+    await asyncio.sleep(0.2)  # the last log lines of the window reach the files
     detected = logs.deaths(killed, all_done, of=killed_id)
     window = [e for e in logs.leaderships(killed, all_done, partition=0) if e.node != leader]
     elected = window[-1] if window else None  # the leader that resumed them
@@ -177,6 +192,13 @@ async def failover_round(
         "first_completion_s": round(first - killed, 3),
         "all_in_flight_done_s": round(all_done - killed, 3),
         "steady_flaps": logs.flaps(steady_from, killed),
+        "cpu_percent_until_done": {
+            "endpoint": round(sum(v for k, v in cpu.items() if k.startswith("endpoint")), 1),
+            "servers": round(sum(v for k, v in cpu.items() if k.startswith("server")), 1),
+            "llm": cpu["llm"],
+            # all processes of the machine, as a share of all its cores
+            "machine_busy_share": round((busy_after - busy_before) / max(1.0, total_after - total_before), 2),
+        },
         # Leader changes between the kill and the last in-flight invocation done (1 = no detour).
         "leader_changes": len(window),
         "metadata_leader_lost": bool(logs.metadata_elections(killed, all_done)),
@@ -211,7 +233,7 @@ async def failover_round(
 
 async def failover(stack: ClusterTour, rounds: int) -> dict[str, Any]:
     stack.llm.latency(100)  # each run spans a few hundred ms, so some are always in flight
-    logs = ClusterLogs(stack.cluster)
+    logs = ClusterLogs.of(stack.cluster)
     samples: list[dict[str, Any]] = []
     restarted: str | None = None
     restarted_at = 0.0
@@ -225,7 +247,7 @@ async def failover(stack: ClusterTour, rounds: int) -> dict[str, Any]:
                 raise RuntimeError("the partition's leader keeps moving without any node killed")
             continue
         samples.append(sample)
-        shown = {k: v for k, v in sample.items() if k != "steady_flaps"}
+        shown = {k: v for k, v in sample.items() if k not in ("steady_flaps", "detector_verdict_s")}
         print(f"    {shown}", flush=True)
         restarted, restarted_at = sample["killed"], time.time()
         await asyncio.to_thread(stack.cluster.start_node, sample["killed"])
@@ -257,7 +279,7 @@ async def failover(stack: ClusterTour, rounds: int) -> dict[str, Any]:
 
 async def stability(stack: ClusterTour, quick: bool, under_load: Callable[[], Any]) -> dict[str, Any]:
     """Flaps while `under_load` runs, then while the cluster idles."""
-    logs = ClusterLogs(stack.cluster)
+    logs = ClusterLogs.of(stack.cluster)
     started = time.time()
     figures = await under_load()
     loaded = time.time()

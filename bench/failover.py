@@ -25,7 +25,7 @@ from dev.cluster import RestateCluster
 RECORD = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+)Z +([A-Z]+) +(\S+)")
 FIELD = re.compile(r"^ {4}(\w+): (.*)$")
 NODE_ID = re.compile(r"My Node ID is (N\d+):\d+")
-DEAD = re.compile(r"^(N\d+):\d+ transitioned from \S+(?: \(.*\))? to Dead")
+DEAD = re.compile(r"^(N\d+):\d+ transitioned from .* to Dead\b")
 LEADER = re.compile(r"^Processor became Leader of epoch e(\d+)")
 DURATION_PART = re.compile(r"([\d.]+)(ns|µs|us|ms|s|m)\b")
 UNIT_S = {"ns": 1e-9, "µs": 1e-6, "us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}
@@ -56,12 +56,16 @@ class Event:
 
 
 class NodeLog:
-    """One node's log file, read incrementally (it only grows, also across restarts)."""
+    """One node's log file, read incrementally (it only grows, also across restarts).
+
+    The last record read may still be growing (its fields come on the lines after its message):
+    it is read again, whole, on the next read."""
 
     def __init__(self, node: str, path: Path) -> None:
         self.node = node
         self.path = path
-        self.offset = 0
+        self.offset = 0  # where the last record read starts
+        self.last_read: Event | None = None  # its event, replaced when it is read again
         self.events: list[Event] = []
         self.node_id: str | None = None  # N1, N2, N3: the cluster's name for this node
 
@@ -73,21 +77,27 @@ class NodeLog:
         except FileNotFoundError:
             return
         # Only whole lines: the server may be half-way through writing the last one.
-        complete = chunk[: chunk.rfind(b"\n") + 1]
-        self.offset += len(complete)
-        current: list[str] = []
-        for line in complete.decode(errors="replace").splitlines():
-            if RECORD.match(line) and current:
-                self._add(current)
-                current = []
-            current.append(line)
-        if current:
-            self._add(current)
+        text = chunk[: chunk.rfind(b"\n") + 1].decode(errors="replace")
+        records: list[tuple[int, list[str]]] = []  # (byte offset in the chunk, lines)
+        at = 0
+        for line in text.splitlines(keepends=True):
+            if RECORD.match(line) or not records:
+                records.append((at, []))
+            records[-1][1].append(line.rstrip("\n"))
+            at += len(line.encode())
+        if not records:
+            return
+        if self.last_read is not None:  # the last event appended: read again below
+            self.events.pop()
+            self.last_read = None
+        for _, lines in records:
+            self.last_read = self._add(lines)
+        self.offset += records[-1][0]
 
-    def _add(self, lines: list[str]) -> None:
+    def _add(self, lines: list[str]) -> Event | None:
         head = RECORD.match(lines[0])
         if head is None:
-            return  # the tail of a record whose head was read before: its fields don't matter
+            return None  # lines before the first record head: nothing to mark a phase
         message = lines[1].strip() if len(lines) > 1 else ""
         fields: dict[str, str] = {}
         for line in lines[2:]:
@@ -97,13 +107,18 @@ class NodeLog:
         self.events.append(event)
         if found_id := NODE_ID.search(message):
             self.node_id = found_id.group(1)
+        return event
 
 
 class ClusterLogs:
     """The three nodes' logs as one timeline of the events that matter for a failover."""
 
-    def __init__(self, cluster: RestateCluster) -> None:
-        self.logs = {node.node_name: NodeLog(node.node_name, node.log_path) for node in cluster.nodes}
+    def __init__(self, paths: dict[str, Path]) -> None:
+        self.logs = {name: NodeLog(name, path) for name, path in paths.items()}
+
+    @classmethod
+    def of(cls, cluster: RestateCluster) -> "ClusterLogs":
+        return cls({node.node_name: node.log_path for node in cluster.nodes})
 
     def read(self) -> None:
         for log in self.logs.values():
