@@ -34,6 +34,7 @@ from bench.common import CpuMeter, closed_loop, ingress_client, stack_pids
 from bench.failover import ClusterLogs, duration_s
 from dev.cluster import NODE_NAMES
 from dev.harness import ClusterTour, Tour
+from dev.stack import StackError
 
 WEATHER = "WeatherAgent/run"
 StackT = TypeVar("StackT", bound=Tour)
@@ -41,6 +42,7 @@ PARTITIONS = "4"  # the same for both; a leader or two per cluster node
 LOAD = 16  # callers during a failover round
 QUIET_S = 1.5  # nothing moved for this long: the cluster has settled
 STEADY_S = 1.5  # load before the kill: every caller has completed a few runs
+PIN_WAIT_S = 15.0  # how long a round waits for the leadership to move to the node it will kill
 # What the cluster logs while it takes a node back (see `settled`).
 SETTLING = ("to Alive", "Partition configuration transitions", "caught up", "became Leader")
 PHASES = ("detection", "election", "resumption", "delivery")
@@ -113,13 +115,16 @@ def completed_at(stack: ClusterTour, ids: list[str]) -> dict[str, float]:
     return {row["id"]: utc(row["completed_at"]) for row in rows if row.get("completed_at")}
 
 
-async def settled(stack: ClusterTour, logs: ClusterLogs, restarted: str | None, since: float) -> str:
+async def settled(
+    stack: ClusterTour, logs: ClusterLogs, restarted: str | None, since: float, pinned: str
+) -> str:
     """Wait until the cluster has taken back the node restarted at `since` (the other two have
-    declared it alive), partition 0 has a leader and a caught-up follower, and for QUIET_S
-    nothing has moved: no node declared alive, no partition reconfigured or caught up, no leader
-    changed (taking a node back can move the partition to it a second or two after it is
-    declared alive). Returns the leader's name."""
-    deadline = time.time() + 90
+    declared it alive), partition 0 has a leader and a caught-up follower, the leadership has
+    moved to the `pinned` node (given up after PIN_WAIT_S: then the round kills whichever node
+    leads), and for QUIET_S nothing has moved: no node declared alive, no partition
+    reconfigured or caught up, no leader changed. Returns the leader's name."""
+    started = time.time()
+    deadline = started + 90
     back_id = logs.node_id(restarted) if restarted else None
     while time.time() < deadline:
         await asyncio.to_thread(stack.cluster.wait_leaders, 60, 1)
@@ -134,7 +139,8 @@ async def settled(stack: ClusterTour, logs: ClusterLogs, restarted: str | None, 
             moves, default=0.0
         ) >= QUIET_S:
             leader = logs.current_leader(0)
-            if leader is not None and stack.cluster.node(leader).alive():
+            moved = leader == pinned or time.time() - started > PIN_WAIT_S
+            if leader is not None and stack.cluster.node(leader).alive() and moved:
                 return leader
         await asyncio.sleep(0.25)
     raise RuntimeError(f"the cluster did not settle within 90 s after {restarted} was restarted")
@@ -150,10 +156,29 @@ def p90(values: list[float]) -> float:
     return round(ordered[max(0, -(-9 * len(ordered) // 10) - 1)], 3)
 
 
+def pin_leader(stack: ClusterTour, logs: ClusterLogs, name: str) -> None:
+    """Ask the cluster controller to prefer `name` as the leader of partition 0 (while it is
+    alive: when it dies, the controller elects another replica as it would without the pin)."""
+    node_id = logs.node_id(name)
+    if node_id is None:
+        return
+    deadline = time.time() + 30
+    while True:
+        try:
+            stack.cluster.restatectl("partitions", "leadership", "pin", "--yes", "--node", node_id[1:], "0")
+            return
+        except StackError:
+            # Answered only by the cluster controller, which moves while a node rejoins.
+            if time.time() > deadline:
+                raise
+            time.sleep(0.5)
+
+
 async def failover_round(
-    stack: ClusterTour, logs: ClusterLogs, restarted: str | None, restarted_at: float
+    stack: ClusterTour, logs: ClusterLogs, restarted: str | None, restarted_at: float, victim: str
 ) -> dict[str, Any]:
-    leader = await settled(stack, logs, restarted, restarted_at)
+    await asyncio.to_thread(pin_leader, stack, logs, victim)
+    leader = await settled(stack, logs, restarted, restarted_at, pinned=victim)
     survivor = next(name for name in NODE_NAMES if name != leader)
     stack.use_node(survivor)
     killed_id = logs.node_id(leader)
@@ -239,7 +264,10 @@ async def failover(stack: ClusterTour, rounds: int) -> dict[str, Any]:
     restarted_at = 0.0
     unsettled: list[dict[str, int]] = []
     while len(samples) < rounds:
-        sample = await failover_round(stack, logs, restarted, restarted_at)
+        # Each node in turn: n1 also runs the cluster controller and, at first, leads the
+        # metadata store, so losing it costs those elections too.
+        victim = NODE_NAMES[len(samples) % len(NODE_NAMES)]
+        sample = await failover_round(stack, logs, restarted, restarted_at, victim)
         if "leader_moved_during_steady_load" in sample:
             unsettled.append(sample["leader_moved_during_steady_load"])
             print(f"    the leader moved before the kill, again: {unsettled[-1]}", flush=True)
