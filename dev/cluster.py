@@ -47,9 +47,14 @@ FAILOVER_ENV = {
     # The cluster controller polls every node's partition processors this often (default 1.5 s);
     # it moves a partition away from a leader it cannot reach, and it picks the caught-up replica.
     "RESTATE_ADMIN__HEARTBEAT_INTERVAL": "500ms",
-    # Metadata store (Raft among the three): ticks of 50 ms (default 100 ms), so a new metadata
-    # leader is elected within 0.5-1 s of the old one's last heartbeat instead of 1-2 s.
+    # Metadata store (Raft among the three): ticks of 50 ms (default 100 ms), a heartbeat every
+    # tick (default 2) and an election after 5-10 silent ticks (default 10-20): a new metadata
+    # leader within 0.25-0.5 s of the old one's last heartbeat instead of 1-2 s. A new partition
+    # leader needs the metadata store to take its epoch, so when the dead node also led the
+    # metadata store, this election comes first.
     "RESTATE_METADATA_SERVER__RAFT_TICK_INTERVAL": "50ms",
+    "RESTATE_METADATA_SERVER__RAFT_HEARTBEAT_TICK": "1",
+    "RESTATE_METADATA_SERVER__RAFT_ELECTION_TICK": "5",
 }
 # Every node runs a processor for every partition (default: as many as `default-replication`, 2):
 # a dead leader leaves two caught-up replicas, so the controller elects one of them and has nothing
