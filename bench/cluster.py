@@ -11,12 +11,13 @@ logs while the cluster is loaded (the machine's cores saturated: where fast fail
 would misjudge a slow node) and then while it idles. A healthy cluster should show none.
 
 Failover: a cluster with one partition, so that every invocation depends on the node that leads
-it; a steady load of 16 goes through another node's ingress; the leader is SIGKILLed. Measured
-from the kill: the first completion of an invocation sent after it, and the moment every
-invocation that was in flight at the kill has completed, split into phases (bench/failover.py
-reads them from the survivors' logs, the admin API gives the server's completion times). The
-killed node is started again between rounds, and the next round waits until the cluster has
-taken it back and stopped moving leaders.
+it; a steady load of 16 goes through another node's ingress; the leader is SIGKILLed, each node
+in turn (its leadership pinned to it first). Measured from the kill: the first completion of an
+invocation sent after it, and the moment every invocation that was in flight at the kill has
+completed, split into phases (bench/failover.py reads them from the survivors' logs, the admin
+API gives the server's completion times; bench/NOTES.md says what marks each). The killed node
+is started again between rounds, and the next round waits until the cluster has taken it back
+and stopped moving leaders.
 """
 
 import asyncio

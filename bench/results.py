@@ -355,7 +355,7 @@ def _failover(fo: dict[str, Any]) -> str:
         out.append(
             f"\nPhases, medians over the {fo.get('phased_rounds')} rounds where each was seen (see the "
             "notes for what marks each): "
-            + ", ".join(f"{name} {seconds} s" for name, seconds in phases.items())
+            + ", ".join(f"{name} {phases[name]} s" for name in PHASES if name in phases)
             + ".\n"
         )
     if "rounds_with_a_second_leader_change" in fo:
