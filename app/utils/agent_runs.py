@@ -64,7 +64,7 @@ from agents.run_config import CallModelData, ModelInputData
 from restate import TerminalError
 from restate.ext.openai import DurableRunner, restate_context
 
-from app.advanced.llm_usage import record_llm_call
+from app.advanced.llm_usage import record_llm_call, reraise_counting_bill
 from app.utils.llm import LLM_RETRY, MODEL, ModelMisbehaved
 
 EMPTY_ANSWER = "The model gave an empty answer (no text and no tool call)."
@@ -238,6 +238,8 @@ async def run_agent(
             hooks=RecordUsage(then=hooks),
             **kwargs,
         )
+    except restate.TerminalError as e:
+        reraise_counting_bill(restate_context(), e)  # a cut-off answer is billed too: counted
     except (InputGuardrailTripwireTriggered, OutputGuardrailTripwireTriggered) as e:
         raise guardrail_tripped(e) from e
     except ModelBehaviorError as e:
