@@ -340,8 +340,10 @@ class PythonService(Proc):
 
 
 class OfflineLLM(PythonService):
-    def __init__(self, port: int, log_path: Path, latency_ms: int = 0) -> None:
+    def __init__(self, port: int, log_path: Path, latency_ms: int = 0, token_ms: int | None = None) -> None:
         args = ["dev.offline_llm", "--port", str(port), "--latency-ms", str(latency_ms)]
+        if token_ms is not None:  # else the stand-in reads OFFLINE_LLM_TOKEN_MS (default 0)
+            args += ["--token-ms", str(token_ms)]
         super().__init__("offline LLM", args, port, "OFFLINE_LLM_PORT", {}, log_path)
 
     def endpoint_env(self) -> dict[str, str]:
@@ -368,8 +370,14 @@ class OfflineLLM(PythonService):
         ).raise_for_status()
 
     def latency(self, ms: int) -> None:
-        """A fixed delay for every LLM call from now on (reset() removes it)."""
+        """A fixed delay for every LLM call from now on (reset() restores the start value, 0)."""
         httpx.post(f"{self.url}/_stub/latency", json={"ms": ms}, timeout=5).raise_for_status()
+
+    def token_pace(self, ms: int) -> None:
+        """`ms` milliseconds between two deltas of every streamed answer from now on (the first
+        delta is not delayed; `latency()` delays the response itself). reset() restores the start
+        value: OFFLINE_LLM_TOKEN_MS, else 0."""
+        httpx.post(f"{self.url}/_stub/latency", json={"token_ms": ms}, timeout=5).raise_for_status()
 
     def reset(self) -> None:
         httpx.post(f"{self.url}/_stub/reset", timeout=5).raise_for_status()

