@@ -29,6 +29,7 @@ from app.utils.agent_runs import run_agent
 from app.utils.contract import RequestModel
 from app.utils.llm import MODEL
 from app.utils.models import WeatherPrompt, WeatherRequest, WeatherResponse
+from app.utils.token_stream import TextBatch, TextLedger, TextStream, answer_text, new_token, token_digest
 from app.utils.utils import fetch_weather
 
 # --- the topic -----------------------------------------------------------------------------------
@@ -44,12 +45,43 @@ class ReadRequest(RequestModel):
     offset: int = Field(default=0, ge=0, description="Number of events already seen.")
 
 
+async def _topic(restate_context: restate.ObjectContext) -> tuple[list[dict[str, Any]], TextLedger]:
+    events: list[dict[str, Any]] = await restate_context.get("events", type_hint=list) or []
+    return events, TextLedger.from_state(await restate_context.get("text", type_hint=dict))
+
+
+def _save(restate_context: restate.ObjectContext, events: list[dict[str, Any]], ledger: TextLedger) -> None:
+    restate_context.set("events", events)
+    restate_context.set("text", ledger.as_state())
+
+
 # Only the agent publishes (a one-way call from its own invocation); the ingress refuses it.
 @agent_events.handler(ingress_private=True)
 async def publish(restate_context: restate.ObjectContext, event: dict[str, Any]) -> None:
-    events: list[dict[str, Any]] = await restate_context.get("events", type_hint=list) or []
-    events.append({**event, "offset": len(events)})
-    restate_context.set("events", events)
+    events, ledger = await _topic(restate_context)
+    # A `text_start` of a new attempt, `done` or `error` first voids the partial text of an
+    # attempt that did not become the answer (see TextLedger).
+    ledger.published(events, event)
+    _save(restate_context, events, ledger)
+
+
+# The run registers its stream token (its digest) before its first LLM call, and waits for it.
+@agent_events.handler(ingress_private=True)
+async def allow_text(restate_context: restate.ObjectContext, token_sha256: str) -> None:
+    events, ledger = await _topic(restate_context)
+    ledger.allow(token_sha256)
+    _save(restate_context, events, ledger)
+
+
+# The text, as the model writes it: sent by the endpoint through the ingress from inside the
+# journaled LLM step (where the Restate context cannot send), so this handler is public. Text
+# without the run's stream token is refused: TerminalError 403.
+@agent_events.handler()
+async def text(restate_context: restate.ObjectContext, batch: TextBatch) -> None:
+    events, ledger = await _topic(restate_context)
+    ledger.check(batch.token)
+    ledger.text(events, [e.model_dump() for e in batch.events])
+    _save(restate_context, events, ledger)
 
 
 @agent_events.handler(kind="shared")
@@ -86,7 +118,11 @@ async def get_weather(wrapper: RunContextWrapper[restate.Context], req: WeatherR
 
 
 class ProgressHooks(RunHooks[restate.Context]):
-    """Publishes an event before and after every LLM call (they happen one at a time)."""
+    """Publishes an event before and after every LLM call (they happen one at a time), numbered
+    like the text the call streams."""
+
+    def __init__(self) -> None:
+        self.calls = 0  # counted again on a replay: the same numbers every time
 
     async def on_llm_start(
         self,
@@ -95,7 +131,8 @@ class ProgressHooks(RunHooks[restate.Context]):
         system_prompt: str | None,
         input_items: list[TResponseInputItem],
     ) -> None:
-        emit(context.context, {"type": "llm_start", "agent": agent.name})
+        self.calls += 1
+        emit(context.context, {"type": "llm_start", "call": self.calls, "agent": agent.name})
 
     async def on_llm_end(
         self,
@@ -104,7 +141,18 @@ class ProgressHooks(RunHooks[restate.Context]):
         response: ModelResponse,
     ) -> None:
         calls = [item.name for item in response.output if item.type == "function_call"]
-        emit(context.context, {"type": "llm_end", "agent": agent.name, "tool_calls": calls})
+        # `text`, the journaled answer's, lets the topic check the streamed text against it; the
+        # topic does not show it again.
+        emit(
+            context.context,
+            {
+                "type": "llm_end",
+                "call": self.calls,
+                "agent": agent.name,
+                "tool_calls": calls,
+                "text": answer_text(response),
+            },
+        )
 
 
 streaming_weather_agent = Agent[restate.Context](
@@ -117,11 +165,23 @@ streaming_weather_agent = Agent[restate.Context](
 agent_service = restate.Service("StreamingAgent")
 
 
+async def open_text_stream(restate_context: restate.Context) -> TextStream:
+    """The run's stream token, made once (a journaled step) and registered with its topic."""
+    token = await restate_context.run_typed("stream token", new_token)
+    run_id = restate_context.request().id
+    await restate_context.object_call(allow_text, key=run_id, arg=token_digest(token))
+    return TextStream(run_id, token)
+
+
 @agent_service.handler()
 async def run(restate_context: restate.Context, prompt: WeatherPrompt) -> str:
     try:
         result = await run_agent(
-            streaming_weather_agent, prompt.message, context=restate_context, hooks=ProgressHooks()
+            streaming_weather_agent,
+            prompt.message,
+            context=restate_context,
+            hooks=ProgressHooks(),
+            on_text=await open_text_stream(restate_context),
         )
     except restate.TerminalError as e:
         emit(restate_context, {"type": "error", "message": e.message})
