@@ -245,7 +245,7 @@ def test_the_streaming_agent_keeps_its_own_hooks_and_is_counted(stack: Tour) -> 
         what="the done event",
     )
     events = page["events"]
-    assert [e["type"] for e in events] == [
+    assert [e["type"] for e in events if not e["type"].startswith("text_")] == [
         "llm_start", "llm_end", "tool_start", "tool_end", "llm_start", "llm_end", "done"
     ]  # fmt: skip
     made = answered(stack.llm_calls(prompt))
