@@ -4,13 +4,17 @@ text it saw will not be the answer (the endpoint was killed mid-answer, the mode
 the answer was cut off). Against the real restate-server, the endpoint and the web process."""
 
 import json
+import re
+import subprocess
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
+from app.advanced import streaming_agent
 from dev.harness import Tour
+from dev.stack import REPO
 
 pytestmark = pytest.mark.e2e
 
@@ -214,3 +218,56 @@ def test_text_without_the_runs_token_is_refused(stack: Tour) -> None:
     assert final_text(events) == ANSWER["Tokyo"]
     # The stream token is not on the stream.
     assert all("token" not in e for e in events)
+
+
+# --- the documented commands, run as written ----------------------------------------------------------
+
+
+def documented_blocks() -> list[str]:
+    """The shell blocks of docs/beyond-the-tour.md's section on streaming."""
+    page = (REPO / "docs" / "beyond-the-tour.md").read_text()
+    section = page.split("## Streaming intermediate results", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```shell\n(.*?)```", section, re.S)
+
+
+def on_this_stack(stack: Tour, commands: str) -> str:
+    assert stack.web is not None
+    return (
+        commands.replace("localhost:8080", stack.ingress.removeprefix("http://"))
+        .replace("localhost:8000", stack.web_url.removeprefix("http://"))
+        .replace("$(cat .restate/offline-llm.url)", stack.llm.url)
+    )
+
+
+def body_in_docs(body: str) -> bool:
+    return body in (REPO / "docs" / "beyond-the-tour.md").read_text() and body in (
+        streaming_agent.__doc__ or ""
+    )
+
+
+def run_shell(script: str) -> str:
+    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=90)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_the_documented_commands_run_as_written(stack: Tour) -> None:
+    run, stand_in, forged = documented_blocks()
+    # The module's docstring shows the same commands.
+    docstring = streaming_agent.__doc__ or ""
+    for line in [*run.splitlines(), *forged.splitlines()]:
+        assert line.split("#")[0].strip() in docstring, line
+
+    out = run_shell(on_this_stack(stack, run + forged))
+
+    assert "event: text_delta\n" in out and "event: text_void" not in out
+    assert f'"output": "{ANSWER["Tokyo"]}"' in out
+    assert '"next_offset":' in out  # the long-poll's page
+    refused = '{"code":403,"message":"Refused: the text does not carry this run\'s stream token.","source":"invocation"}'
+    assert out.endswith(refused) and body_in_docs(refused)  # as the docs show it
+
+    # The stand-in's controls: slow words, a stream cut after three of them; the void shows.
+    run_shell(on_this_stack(stack, stand_in))
+    out = run_shell(on_this_stack(stack, run))
+    assert "event: text_void\n" in out
+    assert f'"output": "{ANSWER["Tokyo"]}"' in out

@@ -1,4 +1,5 @@
-"""Streaming intermediate results: an agent that publishes its progress while it works.
+"""Streaming intermediate results: an agent that publishes its progress while it works, and its
+answer's text as the model writes it.
 
 `StreamingAgent/run` publishes an event for each LLM call and each tool step to a topic for the
 run: the Virtual Object `AgentEvents`, keyed by the run's invocation id. Publishing is a durable
@@ -6,16 +7,46 @@ one-way send, so the events are journaled like everything else: after a crash an
 none is published twice, and none is lost. Events are numbered; a reader asks for everything
 after its offset, so a reader that reconnects from its offset misses none and sees none twice.
 
-    curl localhost:8080/StreamingAgent/run/send --json '{"message": "What is the weather like in Tokyo?"}'
-        -> {"invocationId": "inv_1ab...", ...}
-    curl -N localhost:8000/streams/inv_1ab...                 # server-sent events, until done
-    curl 'localhost:8000/streams/inv_1ab.../events?offset=2&wait=10'   # long-poll from offset 2
+The answer's text streams too (`text_start`, `text_delta`, `text_void` events), from inside the
+journaled LLM step: the model is called with streaming, each piece of text is sent to the topic
+as it comes, and the complete response is journaled once, as for every agent. A replay takes the
+answer from the journal and streams nothing again. Text is not journaled piece by piece: when the
+step fails or the endpoint dies mid-answer, the text already on the stream is not the answer,
+and the reader is told so with a `text_void` for that attempt before the retried answer streams.
+The topic writes that void itself when the next attempt starts (or the run ends), so it comes
+even after a SIGKILL; an attempt that fails with an error sends it at once. At every `llm_end`
+the topic checks the streamed text against the journaled answer, so the `done` output is always
+the text of the last LLM call's attempts that were not voided. (How: app/utils/token_stream.py.)
+
+    id=$(curl -s localhost:8080/StreamingAgent/run/send --json '{"message": "What is the weather like in Tokyo?"}' | python3 -c 'import json, sys; print(json.load(sys.stdin)["invocationId"])')
+    curl -N localhost:8000/streams/$id                           # server-sent events, until done
+    curl "localhost:8000/streams/$id/events?offset=2&wait=10"    # long-poll from offset 2
+
+    id: 4
+    event: llm_start
+    data: {"type": "llm_start", "call": 2, "agent": "StreamingAgent", "offset": 4}
+
+    id: 5
+    event: text_start
+    data: {"type": "text_start", "call": 2, "attempt": "5d0f9c1e", "offset": 5}
+
+    id: 6
+    event: text_delta
+    data: {"type": "text_delta", "call": 2, "attempt": "5d0f9c1e", "delta": "The", "offset": 6}
+    ...
+    data: {"type": "done", "output": "The weather in Tokyo is currently cloudy, 17 degrees Celsius.", "offset": 16}
 
 The two /streams routes are served by the public web process (app/web/, port 8000 under
 `make run`), which reads the topic through the Restate ingress; the endpoint serves Restate
-only. `curl localhost:8080/AgentEvents/inv_1ab.../read --json '{"offset": 0}'` reads the topic
+only. `curl localhost:8080/AgentEvents/$id/read --json '{"offset": 0}'` reads the topic
 directly. Publishing is ingress-private: only the agent's own invocation writes to its topic
-(a `publish` through the ingress is refused).
+(a `publish` through the ingress is refused). The text comes through the ingress (the endpoint
+cannot send from inside a journaled step), so `AgentEvents/text` is public, but it takes only
+text that carries the run's stream token, a random value made in a journaled step of the run
+and registered with the topic by the ingress-private `allow_text`; anything else is refused:
+
+    curl localhost:8080/AgentEvents/$id/text --json '{"token": "guessed", "events": [{"type": "text_delta", "call": 2, "attempt": "0badc0de", "delta": "Buy now!"}]}'
+        -> {"code":403,"message":"Refused: the text does not carry this run's stream token.","source":"invocation"}
 """
 
 from typing import Any, ClassVar
