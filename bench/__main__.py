@@ -3,7 +3,7 @@
     python -m bench                      # everything (about 20 minutes on 2 cores, 9 of them
                                          #   for 10,000 waiting approvals)
     python -m bench --only overhead      # one section: overhead, floor, throughput, recovery,
-                                         #   waiting, burst, cluster, misbehaviour
+                                         #   waiting, burst, cluster, misbehaviour, streaming
     python -m bench --quick              # fewer runs, shorter windows, 1,000 waiting approvals,
                                          #   for a first look (13 minutes on 2 busy cores)
 
@@ -305,7 +305,9 @@ async def run_sections(bench: Bench, sections: list[str]) -> None:
             record("recovery_s", figures["announced"]["median_s"])
 
 
-SECTIONS = ["overhead", "floor", "throughput", "recovery", "waiting", "burst", "cluster", "misbehaviour"]
+SECTIONS = [
+    "overhead", "floor", "throughput", "recovery", "waiting", "burst", "cluster", "misbehaviour", "streaming"
+]  # fmt: skip
 
 
 def main() -> None:
@@ -379,6 +381,16 @@ def main() -> None:
                     stack.stop()
             report(figures)
             record("misbehaviour", figures)
+        if "streaming" in sections:
+            from bench import streaming
+
+            print(
+                "streaming: time to first token, durable stream vs plain Agents SDK streaming ...", flush=True
+            )
+            with timed("streaming"):
+                figures = streaming.run(Path(tmp) / "streaming", args.quick)
+            streaming.report(figures)
+            record("streaming", figures)
     print(write_report())
     print(f"make bench: {(time.monotonic() - started) / 60:.1f} min ({', '.join(sections)})")
 
