@@ -200,6 +200,7 @@ def test_text_without_the_runs_token_is_refused(stack: Tour) -> None:
     assert stack.output(run_id).status_code == 200
     forged = {
         "token": "guessed",
+        "seq": 0,
         "events": [{"type": "text_delta", "call": 2, "attempt": "0badc0de", "delta": "Buy now!"}],
     }
 

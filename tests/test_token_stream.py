@@ -23,11 +23,12 @@ from openai.types.responses import (
 )
 from openai.types.responses.response import IncompleteDetails
 from openai.types.responses.response_usage import InputTokensDetails, OutputTokensDetails
+from pydantic import ValidationError
 from restate import TerminalError
 from restate.ext.openai import DurableRunner
 
 from app.utils.llm import ModelMisbehaved
-from app.utils.token_stream import StreamedModel, TextLedger, TextStream, answer_text, token_digest
+from app.utils.token_stream import StreamedModel, TextBatch, TextLedger, TextStream, answer_text, token_digest
 
 ANSWER = ["The weather", " in Tokyo", " is cloudy,", " 17 degrees", " Celsius."]
 
@@ -111,12 +112,10 @@ class FakeIngress:
         self.delay, self.status = delay, status
         self.batches: list[dict[str, Any]] = []
         self.paths: list[str] = []
-        self.keys: list[str] = []
 
     async def handler(self, request: httpx.Request) -> httpx.Response:
         await asyncio.sleep(self.delay)
         self.paths.append(request.url.path)
-        self.keys.append(request.headers["idempotency-key"])
         self.batches.append(json.loads(request.content))
         return httpx.Response(self.status, json={"invocationId": "inv_x", "status": "Accepted"})
 
@@ -153,7 +152,7 @@ def test_the_answer_is_streamed_and_returned_whole_to_the_agents_sdk() -> None:
     assert 2 <= len(ingress.batches) < len(ANSWER)
     assert all(b["token"] == "the-token" for b in ingress.batches)
     assert set(ingress.paths) == {"/AgentEvents/inv_run1/text/send"}
-    assert len(set(ingress.keys)) == len(ingress.keys)  # one idempotency key per batch
+    assert [b["seq"] for b in ingress.batches] == list(range(len(ingress.batches)))
 
 
 def test_all_text_is_accepted_before_the_step_returns() -> None:
@@ -214,12 +213,14 @@ def kinds(events: list[dict[str, Any]]) -> list[str]:
 def test_a_new_attempt_voids_the_partial_text_of_the_one_before() -> None:
     ledger, events = TextLedger(), []  # type: list[dict[str, Any]]
     ledger.published(events, {"type": "llm_start", "call": 1})
-    ledger.text(events, [ev("text_start", 1, "aaaa0000"), ev("text_delta", 1, "aaaa0000", delta="The wea")])
+    ledger.text(
+        events, [ev("text_start", 1, "aaaa0000"), ev("text_delta", 1, "aaaa0000", delta="The wea")], 0
+    )
     # (the endpoint was killed; the retry starts)
     ledger.text(
-        events, [ev("text_start", 1, "bbbb1111"), ev("text_delta", 1, "bbbb1111", delta="The weather.")]
+        events, [ev("text_start", 1, "bbbb1111"), ev("text_delta", 1, "bbbb1111", delta="The weather.")], 0
     )
-    ledger.text(events, [ev("text_delta", 1, "aaaa0000", delta="ther")])  # a straggler of the dead one
+    ledger.text(events, [ev("text_delta", 1, "aaaa0000", delta="ther")], 1)  # a straggler of the dead one
     ledger.published(events, {"type": "llm_end", "call": 1, "text": "The weather."})
     ledger.published(events, {"type": "done", "output": "The weather."})
 
@@ -235,7 +236,7 @@ def test_a_new_attempt_voids_the_partial_text_of_the_one_before() -> None:
 
 def test_text_that_comes_before_its_llm_start_waits_for_it() -> None:
     ledger, events = TextLedger(), []  # type: list[dict[str, Any]]
-    ledger.text(events, [ev("text_start", 1, "aaaa0000"), ev("text_delta", 1, "aaaa0000", delta="Hi")])
+    ledger.text(events, [ev("text_start", 1, "aaaa0000"), ev("text_delta", 1, "aaaa0000", delta="Hi")], 0)
     assert events == []
     ledger.published(events, {"type": "llm_start", "call": 1})
     assert kinds(events) == ["llm_start", "text_start", "+Hi"]
@@ -244,7 +245,9 @@ def test_text_that_comes_before_its_llm_start_waits_for_it() -> None:
 def test_the_run_ending_voids_text_that_never_became_an_answer() -> None:
     ledger, events = TextLedger(), []  # type: list[dict[str, Any]]
     ledger.published(events, {"type": "llm_start", "call": 1})
-    ledger.text(events, [ev("text_start", 1, "aaaa0000"), ev("text_delta", 1, "aaaa0000", delta="The ans")])
+    ledger.text(
+        events, [ev("text_start", 1, "aaaa0000"), ev("text_delta", 1, "aaaa0000", delta="The ans")], 0
+    )
     ledger.published(events, {"type": "error", "message": "The model's answer was cut off"})
     assert kinds(events) == ["llm_start", "text_start", "+The ans", "text_void", "error"]
 
@@ -252,9 +255,9 @@ def test_the_run_ending_voids_text_that_never_became_an_answer() -> None:
 def test_an_attempt_that_voids_its_own_text_is_not_voided_twice() -> None:
     ledger, events = TextLedger(), []  # type: list[dict[str, Any]]
     ledger.published(events, {"type": "llm_start", "call": 1})
-    ledger.text(events, [ev("text_start", 1, "aaaa0000"), ev("text_delta", 1, "aaaa0000", delta="Th")])
-    ledger.text(events, [ev("text_void", 1, "aaaa0000", reason="the LLM call failed (APIError)")])
-    ledger.text(events, [ev("text_start", 1, "bbbb1111"), ev("text_delta", 1, "bbbb1111", delta="Hi")])
+    ledger.text(events, [ev("text_start", 1, "aaaa0000"), ev("text_delta", 1, "aaaa0000", delta="Th")], 0)
+    ledger.text(events, [ev("text_void", 1, "aaaa0000", reason="the LLM call failed (APIError)")], 1)
+    ledger.text(events, [ev("text_start", 1, "bbbb1111"), ev("text_delta", 1, "bbbb1111", delta="Hi")], 0)
     ledger.published(events, {"type": "llm_end", "call": 1, "text": "Hi"})
     assert kinds(events) == ["llm_start", "text_start", "+Th", "text_void", "text_start", "+Hi", "llm_end"]
 
@@ -263,7 +266,7 @@ def test_at_llm_end_the_stream_is_put_right_when_it_differs_from_the_journal() -
     # The journaled attempt's text never got through (the ingress was down), or only part of it.
     ledger, events = TextLedger(), []  # type: list[dict[str, Any]]
     ledger.published(events, {"type": "llm_start", "call": 1})
-    ledger.text(events, [ev("text_start", 1, "aaaa0000"), ev("text_delta", 1, "aaaa0000", delta="The w")])
+    ledger.text(events, [ev("text_start", 1, "aaaa0000"), ev("text_delta", 1, "aaaa0000", delta="The w")], 0)
     ledger.published(events, {"type": "llm_end", "call": 1, "text": "The weather."})
     assert kinds(events) == [
         "llm_start",
@@ -278,6 +281,31 @@ def test_at_llm_end_the_stream_is_put_right_when_it_differs_from_the_journal() -
     ledger.published(events, {"type": "llm_start", "call": 2})
     ledger.published(events, {"type": "llm_end", "call": 2, "text": ""})
     assert kinds(events)[-2:] == ["llm_start", "llm_end"]
+
+
+def test_a_batch_sent_twice_counts_once() -> None:
+    ledger, events = TextLedger(), []  # type: list[dict[str, Any]]
+    ledger.published(events, {"type": "llm_start", "call": 1})
+    first = [ev("text_start", 1, "aaaa0000"), ev("text_delta", 1, "aaaa0000", delta="The")]
+    ledger.text(events, first, 0)
+    ledger.text(events, [ev("text_delta", 1, "aaaa0000", delta=" weather")], 1)
+    ledger.text(events, first, 0)  # its answer was lost: the sender sent it again
+    ledger.published(events, {"type": "llm_end", "call": 1, "text": "The weather"})
+    assert kinds(events) == ["llm_start", "text_start", "+The", "+ weather", "llm_end"]
+
+
+def test_a_batch_is_the_text_of_one_attempt() -> None:
+    with pytest.raises(ValidationError, match="the events of a batch belong to one attempt at one call"):
+        TextBatch.model_validate(
+            {
+                "token": "t",
+                "seq": 0,
+                "events": [
+                    ev("text_delta", 1, "aaaa0000", delta="a"),
+                    ev("text_delta", 1, "bbbb1111", delta="b"),
+                ],
+            }
+        )
 
 
 def test_text_needs_the_runs_token() -> None:
@@ -301,7 +329,7 @@ def test_the_ledger_round_trips_through_state() -> None:
     ledger, events = TextLedger(), []  # type: list[dict[str, Any]]
     ledger.allow(token_digest("t"))
     ledger.published(events, {"type": "llm_start", "call": 1})
-    ledger.text(events, [ev("text_start", 1, "aaaa0000")])
+    ledger.text(events, [ev("text_start", 1, "aaaa0000")], 0)
     again = TextLedger.from_state(json.loads(json.dumps(ledger.as_state())))
     assert again == ledger
 

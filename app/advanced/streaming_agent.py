@@ -45,7 +45,7 @@ cannot send from inside a journaled step), so `AgentEvents/text` is public, but 
 text that carries the run's stream token, a random value made in a journaled step of the run
 and registered with the topic by the ingress-private `allow_text`; anything else is refused:
 
-    curl localhost:8080/AgentEvents/$id/text --json '{"token": "guessed", "events": [{"type": "text_delta", "call": 2, "attempt": "0badc0de", "delta": "Buy now!"}]}'
+    curl localhost:8080/AgentEvents/$id/text --json '{"token": "guessed", "seq": 0, "events": [{"type": "text_delta", "call": 2, "attempt": "0badc0de", "delta": "Buy now!"}]}'
         -> {"code":403,"message":"Refused: the text does not carry this run's stream token.","source":"invocation"}
 """
 
@@ -111,7 +111,7 @@ async def allow_text(restate_context: restate.ObjectContext, token_sha256: str) 
 async def text(restate_context: restate.ObjectContext, batch: TextBatch) -> None:
     events, ledger = await _topic(restate_context)
     ledger.check(batch.token)
-    ledger.text(events, [e.model_dump() for e in batch.events])
+    ledger.text(events, [e.model_dump() for e in batch.events], batch.seq)
     _save(restate_context, events, ledger)
 
 

@@ -47,7 +47,7 @@ import httpx
 from agents import Agent, Model, ModelResponse, RunConfig, Runner, RunResult, TResponseInputItem, Usage
 from agents.items import TResponseStreamEvent
 from openai.types.responses import Response
-from pydantic import Field
+from pydantic import Field, model_validator
 from restate import RunOptions, TerminalError
 from restate.ext.openai.functions import wrap_agent_tools
 from restate.ext.openai.models import State
@@ -97,10 +97,17 @@ class TextEvent(RequestModel):
 
 
 class TextBatch(RequestModel):
-    """What `AgentEvents/<run>/text` takes: text events, and the run's stream token."""
+    """What `AgentEvents/<run>/text` takes: text events of one attempt, and the run's stream token."""
 
     token: str = Field(max_length=100, description="The run's stream token (only the run knows it).")
+    seq: int = Field(ge=0, le=1_000_000, description="The batch's number in its attempt, from 0.")
     events: list[TextEvent] = Field(min_length=1, max_length=1000)
+
+    @model_validator(mode="after")
+    def one_attempt(self) -> "TextBatch":
+        if len({(e.call, e.attempt) for e in self.events}) != 1:
+            raise ValueError("the events of a batch belong to one attempt at one call")
+        return self
 
 
 # --- the topic's side ------------------------------------------------------------------------------
@@ -117,6 +124,7 @@ class TextLedger:
       arrives (the text comes by the ingress, `llm_start` by the run's journaled send: either may
       be first); text of an ended call comes from an attempt that lost, and is dropped.
     - `voided`: attempts whose text was voided; anything else they send is dropped.
+    - `seqs`: the last batch number of each attempt; a batch sent twice counts once.
     """
 
     token_sha256: str | None = None
@@ -125,6 +133,7 @@ class TextLedger:
     ended: int = 0
     held: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     voided: list[str] = dataclasses.field(default_factory=list)
+    seqs: dict[str, int] = dataclasses.field(default_factory=dict)  # attempt -> its last batch
 
     @classmethod
     def from_state(cls, state: dict[str, Any] | None) -> "TextLedger":
@@ -174,8 +183,13 @@ class TextLedger:
                 self.held = []
             _append(events, event)
 
-    def text(self, events: list[dict[str, Any]], batch: list[dict[str, Any]]) -> None:
-        """Text events the endpoint sent through the ingress (the token was checked)."""
+    def text(self, events: list[dict[str, Any]], batch: list[dict[str, Any]], seq: int) -> None:
+        """A batch of text events of one attempt, sent by the endpoint through the ingress (the
+        token was checked)."""
+        attempt = batch[0]["attempt"]
+        if seq <= self.seqs.get(attempt, -1):
+            return  # sent again: the first one was accepted after all
+        self.seqs[attempt] = seq
         for event in batch:
             if event["call"] <= self.ended or event["attempt"] in self.voided:
                 continue  # from an attempt that lost: its call is settled or its text voided
@@ -282,16 +296,16 @@ class TextStream:
         """A new attempt at the current LLM call."""
         return TextAttempt(self, self.calls)
 
-    async def send(self, events: list[dict[str, Any]], idempotency_key: str) -> bool:
-        """One batch to the topic, one-way; True once the ingress has accepted it."""
+    async def send(self, events: list[dict[str, Any]], seq: int) -> bool:
+        """One batch to the topic, one-way; True once the ingress has accepted it. A batch sent
+        again (its answer was lost) is dropped by the topic: it knows the attempt's last `seq`.
+        (Not an idempotency key: Restate would keep a record of every batch for a day.)"""
         client = self.client or _ingress_client()
         url = f"/AgentEvents/{quote(self.run_id, safe='')}/text/send"
-        body = {"token": self.token, "events": events}
-        # The key makes a batch that is sent again (its answer was lost) count once.
-        headers = {"idempotency-key": idempotency_key}
+        body = {"token": self.token, "seq": seq, "events": events}
         for attempt in range(SEND_TRIES):
             try:
-                resp = await client.post(url, json=body, headers=headers)
+                resp = await client.post(url, json=body)
                 if resp.status_code < 300:
                     return True
                 problem = f"HTTP {resp.status_code}: {resp.text[:200]}"
@@ -343,9 +357,8 @@ class TextAttempt:
     async def _send_queued(self) -> None:
         while self.queue and not self.broken:
             batch, self.queue = self.queue, []
-            key = f"text-{self.stream.run_id}-{self.id}-{self.batches}"
             self.batches += 1
-            if not await self.stream.send(batch, key):
+            if not await self.stream.send(batch, self.batches - 1):
                 self.broken = True
                 self.queue = []
 
