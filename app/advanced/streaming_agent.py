@@ -90,13 +90,15 @@ def _save(restate_context: restate.ObjectContext, events: list[dict[str, Any]], 
 @agent_events.handler(ingress_private=True)
 async def publish(restate_context: restate.ObjectContext, event: dict[str, Any]) -> None:
     events, ledger = await _topic(restate_context)
-    # A `text_start` of a new attempt, `done` or `error` first voids the partial text of an
-    # attempt that did not become the answer (see TextLedger).
+    # Besides appending the event (see TextLedger): `llm_start` lets through text of its call that
+    # came first, `llm_end` checks the call's streamed text against the journaled answer, and
+    # `done` or `error` voids text that did not become an answer.
     ledger.published(events, event)
     _save(restate_context, events, ledger)
 
 
-# The run registers its stream token (its digest) before its first LLM call, and waits for it.
+# The run registers its stream token (its digest) before its first LLM call. It waits for the
+# answer (a call, not a send): its text must not reach the topic before the token does.
 @agent_events.handler(ingress_private=True)
 async def allow_text(restate_context: restate.ObjectContext, token_sha256: str) -> None:
     events, ledger = await _topic(restate_context)
@@ -106,7 +108,8 @@ async def allow_text(restate_context: restate.ObjectContext, token_sha256: str) 
 
 # The text, as the model writes it: sent by the endpoint through the ingress from inside the
 # journaled LLM step (where the Restate context cannot send), so this handler is public. Text
-# without the run's stream token is refused: TerminalError 403.
+# without the run's stream token is refused: TerminalError 403. A `text_start` of a new attempt
+# first voids the partial text of the attempt before it (killed, or failed).
 @agent_events.handler()
 async def text(restate_context: restate.ObjectContext, batch: TextBatch) -> None:
     events, ledger = await _topic(restate_context)
@@ -206,13 +209,15 @@ async def open_text_stream(restate_context: restate.Context) -> TextStream:
 
 @agent_service.handler()
 async def run(restate_context: restate.Context, prompt: WeatherPrompt) -> str:
+    text_stream = await open_text_stream(restate_context)
     try:
+        # on_text: the model is called with streaming inside the journaled step, its text sent on.
         result = await run_agent(
             streaming_weather_agent,
             prompt.message,
             context=restate_context,
             hooks=ProgressHooks(),
-            on_text=await open_text_stream(restate_context),
+            on_text=text_stream,
         )
     except restate.TerminalError as e:
         emit(restate_context, {"type": "error", "message": e.message})

@@ -246,7 +246,7 @@ class TextLedger:
         # unreachable), or the text on the stream is another attempt's: put the answer right.
         self._void_open(events, "the journaled answer differs")
         if answer:
-            attempt = "journal" + token_digest(f"{call}")[:8]
+            attempt = "journal"  # (never a sender's: theirs are hex)
             _append(events, {"type": "text_start", "call": call, "attempt": attempt})
             _append(events, {"type": "text_delta", "call": call, "attempt": attempt, "delta": answer})
 
