@@ -40,7 +40,7 @@ import logging
 import secrets
 import weakref
 from collections.abc import AsyncIterator
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 from urllib.parse import quote
 
 import httpx
@@ -98,6 +98,15 @@ class TextEvent(RequestModel):
 
 class TextBatch(RequestModel):
     """What `AgentEvents/<run>/text` takes: text events of one attempt, and the run's stream token."""
+
+    # The playground's example is the docs' forged delta: well-formed, and refused with a 403.
+    EXAMPLES: ClassVar[list[dict[str, Any]]] = [
+        {
+            "token": "guessed",
+            "seq": 0,
+            "events": [{"type": "text_delta", "call": 2, "attempt": "0badc0de", "delta": "Buy now!"}],
+        }
+    ]
 
     token: str = Field(max_length=100, description="The run's stream token (only the run knows it).")
     seq: int = Field(ge=0, le=1_000_000, description="The batch's number in its attempt, from 0.")
