@@ -5,11 +5,15 @@ the real `openai` client talk to the stand-in in-process; every answer they get 
 against the published OpenAPI schema (dev/offline_llm/openai_spec_subset.json, cut from
 openai/openai-openapi), which also checks that every required key is present. A table of invalid
 requests gets the API's 400, naming the parameter.
+
+Streamed answers (`stream: true`) too: every event against its schema, parsed by the real client
+and its stream accumulators, and by the Agents SDK's `Runner.run_streamed` with both models; the
+streamed answer must be the non-streamed one (modulo ids and timestamps).
 """
 
 import asyncio
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from functools import cache
 from typing import Any
 
@@ -29,7 +33,8 @@ from pydantic import BaseModel
 
 from dev.offline_llm.answers import MISBEHAVIOURS
 from dev.offline_llm.contract import SPEC_SUBSET
-from dev.offline_llm.server import OfflineLLM, Result
+from dev.offline_llm.server import EventStream, OfflineLLM, Result
+from dev.offline_llm.streaming import Event
 
 # --- the published schema ------------------------------------------------------------------------
 
@@ -58,21 +63,80 @@ def test_the_schema_rejects_an_answer_missing_a_required_key() -> None:
 
 
 class RecordingLLM(OfflineLLM):
+    """Keeps every exchange: the answer, or for a streamed one the list of events as sent."""
+
     def __init__(self) -> None:
         super().__init__()
         self.exchanges: list[tuple[str, dict[str, Any], int, Any]] = []
 
     async def llm(self, api: str, raw: bytes) -> Result:
         status, payload, headers = await super().llm(api, raw)
-        self.exchanges.append((api, json.loads(raw), status, payload))
+        recorded = payload
+        if isinstance(payload, EventStream):
+            recorded = []
+            payload.events = _recording(payload.events, recorded)
+        self.exchanges.append((api, json.loads(raw), status, recorded))
         return status, payload, headers
+
+
+def _recording(events: Iterator[Event], into: list[Event]) -> Iterator[Event]:
+    for event in events:
+        into.append(event)
+        yield event
 
 
 def assert_all_valid(stub: RecordingLLM) -> None:
     assert stub.exchanges
     for api, body, status, payload in stub.exchanges:
         assert status == 200, f"{api} refused {json.dumps(body)[:2000]}: {payload}"
-        assert_valid(payload, "Response" if api == "responses" else "CreateChatCompletionResponse")
+        if body.get("stream"):
+            assert_valid_stream(api, payload)
+        else:
+            assert_valid(payload, "Response" if api == "responses" else "CreateChatCompletionResponse")
+
+
+@cache
+def response_event_schemas() -> dict[str, str]:
+    """Event `type` -> the schema of that event, from the spec's `ResponseStreamEvent` union."""
+    schemas = json.loads(SPEC_SUBSET.read_text())["components"]["schemas"]
+    out = {}
+    for option in schemas["ResponseStreamEvent"]["anyOf"]:
+        name = option["$ref"].rsplit("/", 1)[1]
+        out[schemas[name]["properties"]["type"]["enum"][0]] = name
+    return out
+
+
+def assert_valid_stream(api: str, events: Sequence[Event]) -> None:
+    """Each event against its schema, and the stream's shape: sequence numbers, `event:` lines,
+    the terminal event last (Responses), `[DONE]` last (chat)."""
+    assert events, "nothing was streamed"
+    if api == "responses":
+        assert [e.data["sequence_number"] for e in events if isinstance(e.data, dict)] == list(
+            range(len(events))
+        )
+        for e in events:
+            assert isinstance(e.data, dict) and e.name == e.data["type"]
+            data = e.data
+            if data["type"] in ("response.created", "response.in_progress"):
+                # Before the answer there is no usage: the API sends `"usage": null`, as the spec's
+                # own examples of these events show, though its Response schema does not allow null.
+                assert data["response"]["usage"] is None
+                data = {**data, "response": without(data["response"], "usage")}
+            assert_valid(data, response_event_schemas()[data["type"]])
+        assert events[-1].name in ("response.completed", "response.incomplete", "response.failed")
+    else:
+        assert events[-1].data == "[DONE]" and events[-1].encode() == b"data: [DONE]\n\n"
+        for e in events[:-1]:
+            assert e.name is None
+            assert_valid(e.data, "CreateChatCompletionStreamResponse")
+
+
+def test_the_stream_schemas_reject_an_event_missing_a_required_key() -> None:
+    delta = {"type": "response.output_text.delta", "item_id": "m", "output_index": 0, "content_index": 0}
+    with pytest.raises(AssertionError, match="logprobs"):
+        assert_valid({**delta, "delta": "Hi", "sequence_number": 3}, "ResponseTextDeltaEvent")
+    with pytest.raises(AssertionError, match="sequence_number"):
+        assert_valid({**delta, "delta": "Hi", "logprobs": []}, "ResponseTextDeltaEvent")
 
 
 def client_for(stub: OfflineLLM) -> openai.AsyncOpenAI:
@@ -171,6 +235,185 @@ def test_a_manual_chat_completions_loop_is_accepted_and_answered_per_the_schema(
     assert_all_valid(stub)
 
 
+# --- streamed answers ------------------------------------------------------------------------------
+
+# What differs between two answers to the same request: ids and clocks.
+_VOLATILE = {"id", "call_id", "response_id", "created", "created_at", "completed_at"}
+
+
+# What the client's stream helpers add to what they accumulate.
+_PARSED = {"parsed", "parsed_arguments"}
+
+
+def comparable(value: Any) -> Any:
+    """`value` without ids and timestamps, so a streamed answer compares with a non-streamed one."""
+    if isinstance(value, dict):
+        return {k: comparable(v) for k, v in value.items() if k not in _VOLATILE | _PARSED}
+    if isinstance(value, list):
+        return [comparable(v) for v in value]
+    return value
+
+
+QUESTION = "What is the weather like in Denver and in Oslo?"
+
+
+@pytest.mark.parametrize("model_kind", ["responses", "chat"])
+@pytest.mark.parametrize("settings", SETTINGS, ids=["defaults", "every-setting"])
+def test_the_agents_sdk_streams_the_same_run_as_without_streaming(
+    model_kind: str, settings: ModelSettings
+) -> None:
+    plain_stub, streamed_stub = RecordingLLM(), RecordingLLM()
+    model_cls = OpenAIResponsesModel if model_kind == "responses" else OpenAIChatCompletionsModel
+
+    def agent(stub: OfflineLLM) -> Agent[Any]:
+        return Agent(
+            name="WeatherAgent",
+            instructions="You are a helpful agent that provides weather updates.",
+            tools=[get_weather],
+            model=model_cls(model="gpt-4.1", openai_client=client_for(stub)),
+            model_settings=settings,
+        )
+
+    async def main() -> tuple[Any, Any, list[str]]:
+        plain = await Runner.run(agent(plain_stub), QUESTION)
+        streamed = Runner.run_streamed(agent(streamed_stub), QUESTION)
+        deltas = []
+        async for event in streamed.stream_events():
+            if event.type == "raw_response_event" and event.data.type == "response.output_text.delta":
+                deltas.append(event.data.delta)
+        return plain, streamed, deltas
+
+    from agents import set_tracing_disabled
+
+    set_tracing_disabled(True)
+    plain, streamed, deltas = asyncio.run(main())
+    assert all(body.get("stream") is True for _, body, _, _ in streamed_stub.exchanges)
+    assert_all_valid(streamed_stub)
+    assert len(deltas) > 10  # a word at a time
+    assert "".join(deltas) == streamed.final_output == plain.final_output
+    assert [comparable([i.model_dump() for i in r.output]) for r in streamed.raw_responses] == [
+        comparable([i.model_dump() for i in r.output]) for r in plain.raw_responses
+    ]
+    if model_kind == "responses" or settings.include_usage:  # chat streams usage only when asked
+        tokens = [(r.usage.input_tokens, r.usage.output_tokens) for r in streamed.raw_responses]
+        assert tokens == [(r.usage.input_tokens, r.usage.output_tokens) for r in plain.raw_responses]
+        assert streamed_stub.state.stats()["output_tokens"] == plain_stub.state.stats()["output_tokens"]
+
+
+def weather_turn(api: str, answered: bool) -> dict[str, Any]:
+    """A first turn (the model calls get_weather for two cities) or, `answered`, the second (text)."""
+    if api == "responses":
+        items: list[Any] = [{"role": "user", "content": QUESTION}]
+        if answered:
+            for i, city in enumerate(("Denver", "Oslo")):
+                items.append({**call(f"c{i}"), "arguments": json.dumps({"city": city})})
+                items.append(
+                    {**output(f"c{i}"), "output": f'{{"temperature": 9, "description": "Rain in {city}"}}'}
+                )
+        return {**RESPONSES, "input": items}
+    messages: list[Any] = [{"role": "user", "content": QUESTION}]
+    if answered:
+        messages.append(assistant_calls("c0", "c1"))
+        for i, city in enumerate(("Denver", "Oslo")):
+            messages[-1]["tool_calls"][i]["function"]["arguments"] = json.dumps({"city": city})
+        messages += [
+            {
+                "role": "tool",
+                "tool_call_id": f"c{i}",
+                "content": f'{{"temperature": 9, "description": "Rain in {c}"}}',
+            }
+            for i, c in enumerate(("Denver", "Oslo"))
+        ]
+    return {**CHAT, "messages": messages}
+
+
+@pytest.mark.parametrize("answered", [False, True], ids=["tool-calls", "text"])
+def test_the_openai_client_reads_a_streamed_response(answered: bool) -> None:
+    from openai.types.responses import (
+        ResponseCompletedEvent,
+        ResponseFunctionCallArgumentsDeltaEvent,
+        ResponseTextDeltaEvent,
+    )
+
+    stub = RecordingLLM()
+    body = without(weather_turn("responses", answered), "model")
+
+    async def main() -> tuple[Any, list[Any], Any]:
+        client = client_for(stub)
+        events = [
+            event async for event in await client.responses.create(model="gpt-4.1", **body, stream=True)
+        ]
+        # The SDK's own accumulator checks that items, indexes and ids agree from event to event.
+        async with client.responses.stream(model="gpt-4.1", **body) as stream:
+            accumulated = await stream.get_final_response()
+        return await client.responses.create(model="gpt-4.1", **body), events, accumulated
+
+    plain, events, accumulated = asyncio.run(main())
+    assert_all_valid(stub)
+    # Every event parsed into its own class (an unknown type would fall back to a loose model).
+    assert all(
+        type(e).__name__ != "BaseModel" and type(e).__module__.startswith("openai.types") for e in events
+    )
+    final = events[-1]
+    assert isinstance(final, ResponseCompletedEvent)
+    assert comparable(final.response.model_dump()) == comparable(plain.model_dump())
+    assert comparable(accumulated.model_dump()) == comparable(plain.model_dump())
+    assert final.response.usage == plain.usage
+    text = "".join(e.delta for e in events if isinstance(e, ResponseTextDeltaEvent))
+    arguments = "".join(e.delta for e in events if isinstance(e, ResponseFunctionCallArgumentsDeltaEvent))
+    if answered:
+        assert text == plain.output_text and text.count(" ") >= 5 and not arguments
+    else:
+        assert not text
+        assert arguments == "".join(i.arguments for i in plain.output if i.type == "function_call")
+
+
+@pytest.mark.parametrize("answered", [False, True], ids=["tool-calls", "text"])
+def test_the_openai_client_reads_a_streamed_chat_completion(answered: bool) -> None:
+    from openai.types.chat import ChatCompletionChunk
+
+    stub = RecordingLLM()
+    body = without(weather_turn("chat", answered), "model")
+
+    async def main() -> tuple[Any, list[ChatCompletionChunk], Any]:
+        client = client_for(stub)
+        chunks = [
+            chunk
+            async for chunk in await client.chat.completions.create(
+                model="gpt-4.1", **body, stream=True, stream_options={"include_usage": True}
+            )
+        ]
+        async with client.chat.completions.stream(model="gpt-4.1", **body) as stream:
+            accumulated = await stream.get_final_completion()
+        return await client.chat.completions.create(model="gpt-4.1", **body), chunks, accumulated
+
+    plain, chunks, accumulated = asyncio.run(main())
+    assert_all_valid(stub)
+    message = plain.choices[0].message
+    # The role first, the finish reason last among the chunks with a choice, then usage alone.
+    assert chunks[0].choices[0].delta.role == "assistant"
+    assert [c.choices[0].finish_reason for c in chunks[:-1]] == [None] * (len(chunks) - 2) + [
+        plain.choices[0].finish_reason
+    ]
+    assert chunks[-1].choices == [] and chunks[-1].usage == plain.usage
+    assert all(c.usage is None for c in chunks[:-1])
+    content = "".join(c.choices[0].delta.content or "" for c in chunks[:-1])
+    assert content == (message.content or "")
+    arguments: dict[int, str] = {}
+    for c in chunks[:-1]:
+        for d in c.choices[0].delta.tool_calls or []:
+            arguments[d.index] = arguments.get(d.index, "") + (
+                d.function.arguments or "" if d.function else ""
+            )
+    assert list(arguments.values()) == [t.function.arguments for t in message.tool_calls or []]
+    assert len(chunks) > (8 if answered else 6)  # words and fragments, not the whole answer at once
+    got = accumulated.choices[0]
+    assert (got.finish_reason, got.message.content) == (plain.choices[0].finish_reason, message.content)
+    assert [(t.function.name, t.function.arguments) for t in got.message.tool_calls or []] == [
+        (t.function.name, t.function.arguments) for t in message.tool_calls or []
+    ]
+
+
 # --- misbehaviours are what a real model can send --------------------------------------------------
 
 
@@ -217,6 +460,61 @@ def test_misbehaving_answers_fit_the_schema(kind: str) -> None:
     assert (responses.status_code, chat.status_code) == (200, 200)
     assert_valid(responses.json(), "Response")
     assert_valid(chat.json(), "CreateChatCompletionResponse")
+
+
+def read_sse(text: str) -> list[tuple[str | None, Any]]:
+    """Server-sent events as (the `event:` line or None, the `data:` JSON or "[DONE]")."""
+    assert text.endswith("\n\n"), text[-200:]
+    events = []
+    for block in text[:-2].split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in block.split("\n"))
+        assert set(fields) <= {"event", "data"}, block
+        data = fields["data"]
+        events.append((fields.get("event"), data if data == "[DONE]" else json.loads(data)))
+    return events
+
+
+@pytest.mark.parametrize("kind", MISBEHAVIOURS)
+def test_misbehaving_answers_stream_per_the_schema(kind: str) -> None:
+    stub = RecordingLLM()
+    fault = {"misbehave": kind, "count": 4, "length": 5000}
+    plain = post(stub, "/v1/responses", RESPONSES, [fault]).json()
+    streamed = post(stub, "/v1/responses", {**RESPONSES, "stream": True})
+    plain_chat = post(stub, "/v1/chat/completions", CHAT).json()
+    include_usage = {"stream": True, "stream_options": {"include_usage": True}}
+    streamed_chat = post(stub, "/v1/chat/completions", {**CHAT, **include_usage})
+    assert stub.state.stats()["misbehaviours_injected"] == 4
+    assert_all_valid(stub)
+    for resp in (streamed, streamed_chat):
+        assert resp.headers["content-type"] == "text/event-stream; charset=utf-8"
+
+    events = read_sse(streamed.text)
+    assert all(name == data["type"] for name, data in events)
+    terminal = events[-1][1]
+    assert terminal["type"] == {"completed": "response.completed", "incomplete": "response.incomplete"}.get(
+        plain["status"], "response.failed"
+    )
+    assert comparable(terminal["response"]) == comparable(plain)
+
+    chunks = [data for _, data in read_sse(streamed_chat.text)]
+    assert (
+        chunks[-1] == "[DONE]" and chunks[-2]["choices"] == [] and chunks[-2]["usage"] == plain_chat["usage"]
+    )
+    deltas = [c["choices"][0]["delta"] for c in chunks[:-2]]
+    message = plain_chat["choices"][0]["message"]
+    assert ("".join(d.get("content") or "" for d in deltas) or None) == message["content"]
+    assert ("".join(d.get("refusal") or "" for d in deltas) or None) == message["refusal"]
+    calls = [t for d in deltas for t in d.get("tool_calls", [])]
+    assert [t["function"]["name"] for t in calls if "id" in t] == [
+        t["function"]["name"] for t in message.get("tool_calls", [])
+    ]
+    arguments = [
+        "".join(t["function"]["arguments"] for t in calls if t["index"] == i) for i in range(len(calls))
+    ]
+    assert arguments[: len(message.get("tool_calls", []))] == [
+        t["function"]["arguments"] for t in message.get("tool_calls", [])
+    ]
+    assert chunks[-3]["choices"][0]["finish_reason"] == plain_chat["choices"][0]["finish_reason"]
 
 
 def test_models_and_errors_fit_the_schema() -> None:
