@@ -12,7 +12,8 @@ The pieces, in the order a token travels (the lesson is in app/advanced/streamin
   Restate ingress (`AgentEvents/<run>/text/send`, one-way): a side effect of the step, like the
   HTTP request to the model, so not journaled by the agent. At most one send is in flight; deltas
   that arrive meanwhile go out together in the next, so the order holds and the first token is
-  sent at once. Each send carries the run's stream token (see `TextLedger`).
+  sent at once. Each send carries the run's stream token and its number in the attempt (see
+  `TextLedger`).
 - `TextLedger` is the topic's bookkeeping of text (pure; the `AgentEvents` handlers call it): it
   refuses text without the token, voids the partial text of an attempt that did not become the
   journaled answer (`text_void`, appended by the topic itself, so a SIGKILLed attempt needs no one
