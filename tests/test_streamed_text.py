@@ -195,6 +195,22 @@ def test_an_answer_cut_off_by_the_model_ends_the_run_after_voiding_its_text(pace
     assert len(stack.llm_calls(prompt)) == 2  # terminal at once: no retry of a cut-off answer
 
 
+def test_text_that_could_not_be_sent_comes_at_llm_end(stack: Tour) -> None:
+    # An endpoint that cannot reach the ingress: the answer is journaled as always, and the topic
+    # puts the journaled text on the stream itself when the call ends.
+    stack.restart_endpoint(RESTATE_INGRESS_URL="http://127.0.0.1:9")  # (`fresh` restores it)
+    run_id = stack.send("StreamingAgent/run", {"message": "What is the weather like in Tokyo?"})
+
+    events = sse(stack, run_id)
+
+    assert outline(events) == CLEAN
+    assert [(e["call"], e["attempt"]) for e in events if e["type"].startswith("text_")] == [
+        (2, "journal"),
+        (2, "journal"),
+    ]
+    assert final_text(events) == stack.output(run_id).json() == ANSWER["Tokyo"]
+
+
 def test_text_without_the_runs_token_is_refused(stack: Tour) -> None:
     run_id = stack.send("StreamingAgent/run", {"message": "What is the weather like in Tokyo?"})
     assert stack.output(run_id).status_code == 200

@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import inspect
 import json
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -27,6 +28,7 @@ from pydantic import ValidationError
 from restate import TerminalError
 from restate.ext.openai import DurableRunner
 
+from app.utils import token_stream
 from app.utils.llm import ModelMisbehaved
 from app.utils.token_stream import StreamedModel, TextBatch, TextLedger, TextStream, answer_text, token_digest
 
@@ -190,6 +192,17 @@ def test_an_unreachable_ingress_does_not_fail_the_llm_call() -> None:
 
     assert result.final_output == "".join(ANSWER)
     assert len(ingress.batches) == 3  # the first batch, tried three times; then no more
+
+
+def test_a_slow_ingress_does_not_hold_up_the_answer(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(token_stream, "FINISH_TIMEOUT_SECONDS", 0.3)
+    ingress = FakeIngress(delay=2.0)
+    started = time.monotonic()
+
+    result = run_agent_streamed(ScriptedModel(ANSWER), ingress)
+
+    assert result.final_output == "".join(ANSWER)
+    assert time.monotonic() - started < 1.5  # not the ingress's 2 s per batch
 
 
 def test_durable_runner_run_is_still_what_run_streamed_copies() -> None:

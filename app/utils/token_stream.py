@@ -64,6 +64,8 @@ log = logging.getLogger(__name__)
 # How long a failing attempt waits for its `text_void` to be accepted before it re-raises. Best
 # effort: if it does not get through, the topic voids the text when the next attempt starts.
 VOID_TIMEOUT_SECONDS = 2.0
+# How long a finished attempt waits for its last text to be accepted before the step returns.
+FINISH_TIMEOUT_SECONDS = 5.0
 # Sends of one batch to the ingress before an attempt stops streaming (its text is then checked
 # against the journaled answer at `llm_end`, see TextLedger).
 SEND_TRIES = 3
@@ -288,7 +290,7 @@ def _ingress_client() -> httpx.AsyncClient:
     loop = asyncio.get_running_loop()
     client = _clients.get(loop)
     if client is None:
-        client = httpx.AsyncClient(base_url=restate_ingress_url(), timeout=10)
+        client = httpx.AsyncClient(base_url=restate_ingress_url(), timeout=3)
         _clients[loop] = client
     return client
 
@@ -374,9 +376,19 @@ class TextAttempt:
 
     async def finish(self) -> None:
         """Wait until everything written is accepted by the ingress (before the step's result is
-        journaled, so that all of the text is on the topic before the run's `llm_end`)."""
+        journaled, so that all of the text is on the topic before the run's `llm_end`), but not
+        longer than FINISH_TIMEOUT_SECONDS: a slow ingress must not hold up the answer. What did
+        not get through is put right at `llm_end` (TextLedger)."""
+        try:
+            await asyncio.wait_for(self._drained(), FINISH_TIMEOUT_SECONDS)
+        except TimeoutError:
+            log.warning("Text of run %s: the ingress is slow; the rest comes at llm_end", self.stream.run_id)
+            self.broken = True
+            self.abort()
+
+    async def _drained(self) -> None:
         while self.sender is not None and not self.sender.done():
-            await self.sender
+            await asyncio.shield(self.sender)
 
     async def fail(self, error: BaseException) -> None:
         """The attempt failed: tell the reader at once that its text is void (best effort)."""
@@ -390,7 +402,7 @@ class TextAttempt:
         self.queue.append(self._event("text_void", reason=reason))
         self._kick()
         try:
-            await asyncio.wait_for(self.finish(), VOID_TIMEOUT_SECONDS)
+            await asyncio.wait_for(self._drained(), VOID_TIMEOUT_SECONDS)
         except TimeoutError:
             self.abort()
 
