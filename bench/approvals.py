@@ -334,7 +334,7 @@ def run_at_scale(
             waiting = total - failed_waiting
             assert len(awakeables) >= waiting, f"{waiting} waiting, {len(awakeables)} review requests"
             started = time.monotonic()
-            outcome = await resolve_bounded(stack.ingress, awakeables, pacer.ids, window=32)
+            outcome = await resolve_bounded(stack.ingress, awakeables, pacer.ids, window=64)
             resolve_s = time.monotonic() - started
             await asyncio.sleep(2)
             at["after_drain"] = measure()
@@ -373,7 +373,7 @@ def run_at_scale(
         "server_disk_kb_per_waiting": per_waiting("server_disk_mb"),
         "resolve_all_s": round(result["resolve_s"], 1),
         "resolve_per_s": round(sum(result["outcome"].values()) / result["resolve_s"], 1),
-        "resolve_window": 32,
+        "resolve_window": 64,
         "completed": result["outcome"]["completed"],
         "failed": result["outcome"]["failed"] + result["failed_waiting"],
         "failed_before_waiting": result["failed_waiting"],

@@ -39,7 +39,9 @@ async def run_plain(message: str = "What is the weather like in San Francisco?")
     loop = asyncio.get_running_loop()
     if _loop_of_client is not loop:  # a client's connections belong to one event loop
         set_default_openai_client(
-            AsyncOpenAI(base_url=f"{_llm_url}/v1", api_key="offline-stand-in", max_retries=0)
+            # The OpenAI client's own retries, as a plain agent has them (the durable agent leaves
+            # retrying to Restate): a connection refused under 256 at once is not the end of a run.
+            AsyncOpenAI(base_url=f"{_llm_url}/v1", api_key="offline-stand-in", max_retries=2)
         )
         _loop_of_client = loop
     result = await Runner.run(plain_weather_agent, message)

@@ -10,7 +10,18 @@ from typing import Any
 
 from dev.stack import find_restate_server
 
-RESULTS = Path(__file__).resolve().parent / "results.json"
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results.json"
+
+
+def use_scratch_results() -> Path:
+    """Send figures to bench/.work/ instead (`--quick`: a first look must not replace the figures
+    of a full run in bench/results.json and bench/RESULTS.md)."""
+    global RESULTS
+    RESULTS = HERE / ".work" / "results-quick.json"
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.unlink(missing_ok=True)
+    return RESULTS
 
 
 def machine() -> dict[str, Any]:
@@ -376,7 +387,7 @@ def generic_section(title: str, figures: dict[str, Any]) -> str:
 
 
 def write_report() -> str:
-    """Rewrite bench/RESULTS.md from bench/results.json; returns the text."""
+    """Rewrite bench/RESULTS.md from bench/results.json (beside RESULTS); returns the text."""
     data: dict[str, Any] = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     out = [
         "# Benchmark results\n\n",
@@ -421,9 +432,9 @@ def write_report() -> str:
         )
     if st := data.get("streaming"):
         out.append(_streaming(st))
-    notes = RESULTS.parent / "NOTES.md"
+    notes = HERE / "NOTES.md"
     if notes.exists():
         out.append("\n" + notes.read_text())
     text = "".join(out)
-    (RESULTS.parent / "RESULTS.md").write_text(text)
+    RESULTS.with_name("RESULTS.md").write_text(text)
     return text

@@ -252,6 +252,32 @@ def test_the_streaming_agent_keeps_its_own_hooks_and_is_counted(stack: Tour) -> 
     assert spent(before, settled(stack, "StreamingAgent", before, 2)) == made
 
 
+@pytest.mark.misbehaviour
+@pytest.mark.parametrize(
+    ("service", "prompt"),
+    [
+        ("WeatherAgent", "What is the weather like in Oslo? (billed, cut off)"),
+        # The manual loop calls chat completions itself: finish_reason "length".
+        ("ManualLoopAgent", "What is the weather like in Oslo and Rome? (billed, cut off)"),
+        # Streamed: the cut-off answer's usage comes with its response.incomplete event.
+        ("StreamingAgent", "What is the weather like in Oslo? (billed, cut off, streamed)"),
+    ],
+)
+def test_a_cut_off_answer_ends_the_run_and_is_billed_once(stack: Tour, service: str, prompt: str) -> None:
+    before = ledger(stack, service)
+    stack.llm.fault("llm", count=1, misbehave="incomplete")
+
+    resp = stack.call(f"{service}/run", {"message": prompt})
+
+    assert resp.status_code == 502 and "cut off" in resp.text, resp.text
+    made = answered(stack.llm_calls(prompt))
+    assert made["calls"] == 1 and made["output_tokens"] > 0  # delivered, so billed
+    after = settled(stack, service, before, 1)
+    assert spent(before, after) == made
+    assert after["failed_calls"] - before["failed_calls"] == 1
+    assert after["models"]["gpt-4.1"]["failed_calls"] >= 1
+
+
 def test_only_the_agents_write_to_the_ledger(stack: Tour) -> None:
     resp = stack.call(
         "LlmUsage/WeatherAgent/record", {"model": "gpt-4.1", "input_tokens": 1, "output_tokens": 1}
@@ -260,7 +286,8 @@ def test_only_the_agents_write_to_the_ledger(stack: Tour) -> None:
     assert resp.status_code == 400, resp.text
     assert resp.json()["message"] == "the invoked service is not public"
     assert ledger(stack, "NoSuchService") == {
-        "calls": 0, "input_tokens": 0, "output_tokens": 0, "cost_usd": 0.0, "models": {}, "unpriced": []
+        "calls": 0, "failed_calls": 0, "input_tokens": 0, "output_tokens": 0, "cost_usd": 0.0,
+        "models": {}, "unpriced": [],
     }  # fmt: skip
 
 

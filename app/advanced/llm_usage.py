@@ -15,6 +15,12 @@ journaled response (its `usage`), so:
   crashes right after: the send is part of the journal, and the ledger's own invocation runs on
   its own.
 
+An answer the API delivered but the agent refuses (cut off at the token limit, withheld by the
+content filter: see `check_answer` in app/utils/llm.py) ends the invocation with a terminal
+error, and is billed all the same. Its usage travels in the error's metadata, which Restate
+journals with the failure; `run_agent` and the manual loop record it from there, as a call and as
+a `failed_calls`, exactly once like any other.
+
 The limit: an LLM request whose answer never reached the journal (a timeout, a connection cut by
 a crash, an error after the API did the work) is not counted, though the API may bill it. No
 hook sees it, and its usage is unknown anyway.
@@ -25,8 +31,9 @@ the totals are priced anew. A model without a price counts tokens, and is listed
 
     curl localhost:8080/WeatherAgent/run --json '{"message": "What is the weather like in San Francisco?"}'
     curl localhost:8080/LlmUsage/WeatherAgent/get
-        -> {"calls": 2, "input_tokens": 157, "output_tokens": 124, "cost_usd": 0.001306,
-            "models": {"gpt-4.1": {"calls": 2, "input_tokens": 157, "output_tokens": 124, "cost_usd": 0.001306}},
+        -> {"calls": 2, "failed_calls": 0, "input_tokens": 157, "output_tokens": 124, "cost_usd": 0.001306,
+            "models": {"gpt-4.1": {"calls": 2, "failed_calls": 0, "input_tokens": 157, "output_tokens": 124,
+                                   "cost_usd": 0.001306}},
             "unpriced": []}
     (after that one run, with the offline model)
 
@@ -35,13 +42,14 @@ the totals are priced anew. A model without a price counts tokens, and is listed
 
 import json
 import os
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NoReturn
 
 import restate
 from pydantic import Field
 from restate.server_context import ServerInvocationContext
 
 from app.utils.contract import RequestModel, ShortText
+from app.utils.llm import billed_usage
 
 # USD per million tokens.
 DEFAULT_PRICES: dict[str, dict[str, float]] = {
@@ -85,6 +93,7 @@ class LlmCall(RequestModel):
     model: ShortText = Field(description="The model that was asked, e.g. gpt-4.1.")
     input_tokens: int = Field(ge=0, description="Tokens of the prompt.")
     output_tokens: int = Field(ge=0, description="Tokens of the answer.")
+    failed: bool = Field(default=False, description="Billed, but the answer was refused (cut off).")
 
 
 @llm_usage.handler(ingress_private=True)
@@ -92,6 +101,7 @@ async def record(restate_context: restate.ObjectContext, call: LlmCall) -> None:
     models: dict[str, dict[str, int]] = await restate_context.get("models", type_hint=dict) or {}
     totals = models.setdefault(call.model, {"calls": 0, "input_tokens": 0, "output_tokens": 0})
     totals["calls"] += 1
+    totals["failed_calls"] = totals.get("failed_calls", 0) + int(call.failed)
     totals["input_tokens"] += call.input_tokens
     totals["output_tokens"] += call.output_tokens
     restate_context.set("models", models)
@@ -108,9 +118,13 @@ def cost(totals: dict[str, int], price: dict[str, float] | None) -> float | None
 @llm_usage.handler(kind="shared")
 async def get(restate_context: restate.ObjectSharedContext) -> dict[str, Any]:
     models: dict[str, dict[str, int]] = await restate_context.get("models", type_hint=dict) or {}
-    priced = {name: {**totals, "cost_usd": cost(totals, PRICES.get(name))} for name, totals in models.items()}
+    priced = {
+        name: {"failed_calls": 0, **totals, "cost_usd": cost(totals, PRICES.get(name))}
+        for name, totals in models.items()
+    }
     return {
         "calls": sum(t["calls"] for t in models.values()),
+        "failed_calls": sum(t.get("failed_calls", 0) for t in models.values()),
         "input_tokens": sum(t["input_tokens"] for t in models.values()),
         "output_tokens": sum(t["output_tokens"] for t in models.values()),
         "cost_usd": round(sum(p["cost_usd"] or 0.0 for p in priced.values()), 6),
@@ -135,9 +149,23 @@ def ledger_keys(restate_context: restate.Context) -> list[str]:
 
 
 def record_llm_call(
-    restate_context: restate.Context, model: str, input_tokens: int, output_tokens: int
+    restate_context: restate.Context,
+    model: str,
+    input_tokens: int,
+    output_tokens: int,
+    failed: bool = False,
 ) -> None:
     """Count one journaled LLM call: a journaled one-way send per ledger key, made once per call."""
-    call = LlmCall(model=model, input_tokens=input_tokens, output_tokens=output_tokens)
+    call = LlmCall(model=model, input_tokens=input_tokens, output_tokens=output_tokens, failed=failed)
     for key in ledger_keys(restate_context):
         restate_context.object_send(record, key=key, arg=call)
+
+
+def reraise_counting_bill(restate_context: restate.Context, error: restate.TerminalError) -> NoReturn:
+    """Raise on the terminal error an LLM step failed with, after counting the refused answer it
+    carries if the API billed it (see the docstring); then without the bill, so that no caller
+    (another agent run, a calling service) counts it again."""
+    if (billed := billed_usage(error)) is None:
+        raise error
+    record_llm_call(restate_context, *billed, failed=True)
+    raise restate.TerminalError(error.message, error.status_code) from error

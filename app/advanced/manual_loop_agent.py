@@ -22,7 +22,7 @@ from openai import pydantic_function_tool
 from openai.types.chat import ChatCompletion, ChatCompletionMessageFunctionToolCall
 from pydantic import ValidationError
 
-from app.advanced.llm_usage import record_llm_call
+from app.advanced.llm_usage import record_llm_call, reraise_counting_bill
 from app.utils.agent_runs import MAX_TURNS
 from app.utils.llm import LLM_RETRY, MODEL, ModelMisbehaved, openai_client
 from app.utils.models import MultiWeatherPrompt, WeatherRequest
@@ -65,7 +65,10 @@ async def run(restate_context: restate.Context, prompt: MultiWeatherPrompt) -> s
             return await openai_client().chat.completions.create(model=MODEL, messages=messages, tools=TOOLS)
 
         # Journaled: on replay the response comes from the journal, not from the model.
-        response = await restate_context.run_typed("LLM call", call_llm, LLM_RETRY)
+        try:
+            response = await restate_context.run_typed("LLM call", call_llm, LLM_RETRY)
+        except restate.TerminalError as e:
+            reraise_counting_bill(restate_context, e)  # a cut-off answer is billed too: counted
         # Into the cost ledger: a journaled send with the journaled usage, made once per call.
         usage = response.usage
         record_llm_call(

@@ -65,7 +65,7 @@ from agents.run_config import CallModelData, ModelInputData
 from restate import TerminalError
 from restate.ext.openai import DurableRunner, restate_context
 
-from app.advanced.llm_usage import record_llm_call
+from app.advanced.llm_usage import record_llm_call, reraise_counting_bill
 from app.utils.llm import LLM_RETRY, MODEL, ModelMisbehaved
 from app.utils.token_stream import TextStream, run_streamed
 
@@ -245,6 +245,8 @@ async def run_agent(
             hooks=RecordUsage(then=hooks),
             **kwargs,
         )
+    except restate.TerminalError as e:
+        reraise_counting_bill(restate_context(), e)  # a cut-off answer is billed too: counted
     except (InputGuardrailTripwireTriggered, OutputGuardrailTripwireTriggered) as e:
         raise guardrail_tripped(e) from e
     except ModelBehaviorError as e:

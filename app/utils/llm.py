@@ -91,27 +91,57 @@ MISBEHAVIOUR_STATUS = 502
 
 
 class ModelMisbehaved(TerminalError):
-    """The model's answer can never lead anywhere: end the invocation and say what it did."""
+    """The model's answer can never lead anywhere: end the invocation and say what it did.
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message, status_code=MISBEHAVIOUR_STATUS)
+    `billed`: the usage of an answer the API delivered (and bills) but that is refused here. It
+    travels in the error's metadata, which Restate journals with the failure, so the cost ledger
+    finds it on every replay too (see `billed_usage`)."""
+
+    def __init__(self, message: str, billed: tuple[str, int, int] | None = None) -> None:
+        metadata = None
+        if billed is not None:
+            model, input_tokens, output_tokens = billed
+            metadata = {
+                "billed_model": model,
+                "billed_input_tokens": str(input_tokens),
+                "billed_output_tokens": str(output_tokens),
+            }
+        super().__init__(message, status_code=MISBEHAVIOUR_STATUS, metadata=metadata)
 
 
-def check_answer(answer: Any) -> None:
-    """A cut-off answer comes back cut off every time it is asked again: stop at once.
+def billed_usage(error: TerminalError) -> tuple[str, int, int] | None:
+    """(model, input tokens, output tokens) of a refused answer that the API billed, if any."""
+    meta = error.metadata or {}
+    try:
+        return meta["billed_model"], int(meta["billed_input_tokens"]), int(meta["billed_output_tokens"])
+    except (KeyError, ValueError):
+        return None
+
+
+def check_answer(answer: Any, model: str = MODEL) -> None:
+    """A cut-off answer comes back cut off every time it is asked again: stop at once. The API
+    bills it all the same: its usage goes with the error (`model`: the model that was asked).
 
     (A Response with `status: "failed"` is left to the Agents SDK, which raises inside the
     journaled LLM step: it is retried like any failed request, at most LLM_MAX_ATTEMPTS times.)
     """
     if isinstance(answer, Response) and answer.status == "incomplete":
         reason = answer.incomplete_details.reason if answer.incomplete_details else None
-        raise ModelMisbehaved(f"The model's answer was cut off (incomplete: {reason or 'no reason given'}).")
+        usage = answer.usage
+        billed = (model, usage.input_tokens, usage.output_tokens) if usage else None
+        raise ModelMisbehaved(
+            f"The model's answer was cut off (incomplete: {reason or 'no reason given'}).", billed
+        )
     if isinstance(answer, ChatCompletion):
+        usage_ = answer.usage
+        billed = (model, usage_.prompt_tokens, usage_.completion_tokens) if usage_ else None
         for choice in answer.choices:
             if choice.finish_reason == "length":
-                raise ModelMisbehaved("The model's answer was cut off (finish_reason: length).")
+                raise ModelMisbehaved("The model's answer was cut off (finish_reason: length).", billed)
             if choice.finish_reason == "content_filter":
-                raise ModelMisbehaved("The model's answer was withheld (finish_reason: content_filter).")
+                raise ModelMisbehaved(
+                    "The model's answer was withheld (finish_reason: content_filter).", billed
+                )
 
 
 class RestateAwareOpenAI(openai.AsyncOpenAI):
@@ -123,7 +153,9 @@ class RestateAwareOpenAI(openai.AsyncOpenAI):
             answer = await super().request(*args, **kwargs)
         except openai.APIStatusError as e:
             raise classify(e) from e
-        check_answer(answer)
+        options = args[1] if len(args) > 1 else kwargs.get("options")
+        body = getattr(options, "json_data", None)
+        check_answer(answer, body.get("model", MODEL) if isinstance(body, dict) else MODEL)
         return answer
 
 

@@ -56,7 +56,7 @@ from restate.ext.openai.runner_wrapper import DurableModelCalls, RestateModelWra
 from restate.ext.openai.session import RestateSession
 
 from app.utils.contract import RequestModel
-from app.utils.llm import check_answer
+from app.utils.llm import MODEL, check_answer
 from app.utils.utils import restate_ingress_url
 
 log = logging.getLogger(__name__)
@@ -451,9 +451,10 @@ class StreamedModel(Model):
                     elif event.type == "response.completed":
                         completed = event.response
                     elif event.type in ("response.incomplete", "response.failed"):
-                        # A cut-off answer is a terminal 502, as when not streamed (check_answer);
-                        # a failed one makes the Agents SDK raise next: retried like an API error.
-                        check_answer(event.response)
+                        # A cut-off answer is a terminal 502, as when not streamed (check_answer,
+                        # which bills it to the model that was asked); a failed one makes the
+                        # Agents SDK raise next: retried like an API error.
+                        check_answer(event.response, str(getattr(self.model, "model", MODEL)))
             finally:
                 await _close(events)
             if completed is None:

@@ -24,6 +24,11 @@ async def _serve(host: str, port: int, latency_ms: int, token_ms: int) -> None:
     config.accesslog = None
     config.errorlog = None
     config.graceful_timeout = 0.5
+    # Longer than the OpenAI client's 5 s keep-alive (httpx's default), as OpenAI's servers keep
+    # connections: with equal timeouts the stand-in could close an idle connection just as the
+    # client sends on it, and the call would fail for a reason the real API never gives.
+    config.keep_alive_timeout = 60
+    config.backlog = 1024  # the benchmark opens hundreds of connections at once
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
