@@ -112,8 +112,9 @@ async def _measure(stack: Tour, runs: int, warmup: int, stand_in: StandIn) -> Sa
             samples["model"].setdefault(name, []).append(stand_in.model_first_word() - started)
 
     set_tracing_disabled(True)
+    # As bench/plain_agent.py: the OpenAI client with its own retries, as a plain agent has them.
     set_default_openai_client(
-        AsyncOpenAI(base_url=f"{stack.llm.url}/v1", api_key="offline-stand-in", max_retries=0)
+        AsyncOpenAI(base_url=f"{stack.llm.url}/v1", api_key="offline-stand-in", max_retries=2)
     )
     async with (
         httpx.AsyncClient(base_url=stack.ingress, timeout=60) as ingress,
