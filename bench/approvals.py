@@ -5,7 +5,7 @@ same moment; waits until every one is suspended, records the endpoint's and the 
 resolves all awakeables, and records how long the backlog takes to drain. What it measures is
 the high-water mark of the burst, not the cost of waiting.
 
-At scale (`run_at_scale`): claims arrive paced (50 per second), so that only a few turns run at
+At scale (`run_at_scale`): claims arrive paced (at most 80 per second), so that only a few turns run at
 once, until 1,000 and then 10,000 approvals wait, suspended. RSS of the endpoint and the server
 and the size of the server's data directory at both marks give the cost of one more waiting
 approval (the slope); then all are resolved, a bounded number at a time, and drained.
@@ -286,7 +286,7 @@ async def resolve_bounded(
 
 
 def run_at_scale(
-    marks: tuple[int, int], workdir: Path, workers: int = 2, rate: float = 50.0
+    marks: tuple[int, int], workdir: Path, workers: int = 2, rate: float = 80.0
 ) -> dict[str, Any]:
     """`marks`: how many approvals wait at the first and at the second measurement (1,000 and 10,000)."""
     first, total = marks
@@ -394,7 +394,7 @@ def main() -> None:
     parser.add_argument(
         "--scale", type=int, nargs=2, metavar=("FIRST", "TOTAL"), help="at scale: the two marks"
     )
-    parser.add_argument("--rate", type=float, default=50.0, help="at scale: claims per second")
+    parser.add_argument("--rate", type=float, default=80.0, help="at scale: claims per second")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-approvals-") as tmp:
         if args.scale:

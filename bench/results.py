@@ -139,6 +139,30 @@ def _targets(data: dict[str, Any]) -> list[str]:
                 mb["max_llm_calls"] <= bound if isinstance(bound, int | float) else None,
             )
         )
+    fo = data.get("cluster", {}).get("failover", {})
+    if (median := fo.get("all_in_flight_done_median_s")) is not None:
+        rounds = len(fo.get("rounds", []))
+        out.append(
+            _row(
+                "node loss: in-flight invocations done < 1 s",
+                f"leader SIGKILLed → every invocation in flight done, median of {rounds} rounds",
+                f"{median} s",
+                median < 1.0,
+            )
+        )
+    if (p90 := fo.get("all_in_flight_done_p90_s")) is not None:
+        out.append(_row("… and p90 < 1.5 s", "the same, 90th percentile", f"{p90} s", p90 < 1.5))
+    if stable := data.get("cluster", {}).get("stability"):
+        changes = stable["load"]["leader_changes"] + stable["idle"]["leader_changes"]
+        out.append(
+            _row(
+                "a healthy cluster keeps its leaders",
+                f"leader changes under load ({stable['load']['seconds']:g} s) and idle "
+                f"({stable['idle']['seconds']:g} s)",
+                f"{stable['load']['leader_changes']} / {stable['idle']['leader_changes']}",
+                changes == 0,
+            )
+        )
     return out
 
 
@@ -313,17 +337,65 @@ def _cluster(cl: dict[str, Any]) -> str:
             f"{one['cpu_percent']['endpoint']} / {one['cpu_percent']['servers']}; "
             f"{three['cpu_percent']['endpoint']} / {three['cpu_percent']['servers']} |\n"
         )
-    fo = cl["failover"]
-    out.append(
-        "\nFailover (one partition; its leader SIGKILLed under a load of 16 through another node): "
-        f"the first invocation sent after the kill completed **{fo['first_completion_median_s']} s** "
-        "after it, every "
-        f"invocation in flight at the kill done after {fo['all_in_flight_done_median_s']} s (medians of "
-        f"{len(fo['rounds'])}; rounds: "
-        + ", ".join(f"{r['first_completion_s']} / {r['all_in_flight_done_s']} s" for r in fo["rounds"])
-        + ").\n"
-    )
+    if stable := cl.get("stability"):
+        out.append(
+            "\nStability (what a healthy cluster should never do, counted in the nodes' logs): "
+            + "; ".join(
+                f"{phase} ({stable[phase]['seconds']:g} s): {stable[phase]['leader_changes']} leader "
+                f"changes, {stable[phase]['nodes_declared_dead']} nodes declared dead, "
+                f"{stable[phase]['metadata_elections']} metadata elections"
+                for phase in ("load", "idle")
+            )
+            + ".\n"
+        )
+    if fo := cl.get("failover"):
+        out.append(_failover(fo))
     return "".join(out)
+
+
+def _failover(fo: dict[str, Any]) -> str:
+    """The failover rounds: the headline, the median of each phase, and every round."""
+    rounds = fo["rounds"]
+    out = [
+        "\nFailover (one partition; its leader SIGKILLed under a load of 16 through another node): "
+        f"every invocation in flight at the kill done after **{fo['all_in_flight_done_median_s']} s** "
+        f"(median of {len(rounds)} rounds; p90 {fo.get('all_in_flight_done_p90_s')} s), the first "
+        f"invocation sent after the kill done after {fo['first_completion_median_s']} s.\n"
+    ]
+    if phases := fo.get("phases"):
+        out.append(
+            f"\nPhases, medians over the {fo.get('phased_rounds')} rounds where each was seen (see the "
+            "notes for what marks each): "
+            + ", ".join(f"{name} {phases[name]} s" for name in PHASES if name in phases)
+            + ".\n"
+        )
+    if "rounds_with_a_second_leader_change" in fo:
+        out.append(
+            f"Rounds with a second leader change before all were done: "
+            f"{fo['rounds_with_a_second_leader_change']}; with the metadata leader lost too: "
+            f"{fo['rounds_with_metadata_leader_lost']}; leader changes during the steady load before "
+            f"the kills: {fo.get('steady_flaps', {}).get('leader_changes')}.\n"
+        )
+    names = list(PHASES)
+    out.append(
+        "\n| round | killed | in flight | all done s | first new done s | "
+        + " | ".join(names)
+        + " | noticed by | leader changes |\n"
+        + "| --- " * (len(names) + 7)
+        + "|\n"
+    )
+    for i, r in enumerate(rounds, 1):
+        phases_of = r.get("phases", {})
+        out.append(
+            f"| {i} | {r['killed']} | {r['in_flight_at_kill']} | {r['all_in_flight_done_s']} | "
+            f"{r['first_completion_s']} | "
+            + " | ".join(str(phases_of.get(name, "—")) for name in names)
+            + f" | {r.get('noticed_by') or '—'} | {r.get('leader_changes', '—')} |\n"
+        )
+    return "".join(out)
+
+
+PHASES = ("detection", "election", "resumption", "delivery")
 
 
 def _streaming(st: dict[str, Any]) -> str:

@@ -2,9 +2,10 @@
 
 Every node is the same restate-server binary as `make run`'s, with its own data directory and its
 own ports on 127.0.0.1. They share a cluster name, each knows where all three metadata servers
-are, and every record is written to two of them (log, partition state, metadata), so the cluster
-keeps working while any one node is down. Only the first node provisions the cluster; the other
-two join it.
+are, every log record is written to two of them, every node runs a processor for every partition,
+and the metadata is replicated among all three, so the cluster keeps working while any one node
+is down. Only the first node provisions the cluster; the other two join it. A dead node is
+noticed and its partitions led elsewhere within about a second (FAILOVER_ENV).
 
     node  ingress  admin + UI  node-to-node   (`make cluster`)
     n1    8080     9070        15122          the tour's curl commands work unchanged
@@ -30,6 +31,37 @@ from dev.stack import LOOPBACK, Admin, Ports, RestateServer, StackError, find_re
 
 CLUSTER_NAME = "tour-cluster"
 NODE_NAMES = ("n1", "n2", "n3")
+
+
+# How fast the cluster notices a dead node and moves its partitions (docs/cluster.md, "Node loss":
+# what each one trades, and what to use across hosts or zones). Loopback, one machine.
+FAILOVER_ENV = {
+    # Failure detector: gossip every 50 ms (default 100 ms); a node unheard of for 6 ticks (300 ms;
+    # default 10 ticks, 1 s) is declared dead. Gossip also travels through the third node, so one
+    # late message is not enough.
+    "RESTATE_GOSSIP_TICK_INTERVAL": "50ms",
+    "RESTATE_GOSSIP_FAILURE_THRESHOLD": "6",
+    # A node that hears no gossip at all for this many ticks thinks itself cut off; 60 x 50 ms keeps
+    # the default's 3 s.
+    "RESTATE_GOSSIP_LONELINESS_THRESHOLD": "60",
+    # The cluster controller polls every node's partition processors this often (default 1.5 s);
+    # it moves a partition away from a leader it cannot reach, and it picks the caught-up replica.
+    "RESTATE_ADMIN__HEARTBEAT_INTERVAL": "500ms",
+    # Metadata store (Raft among the three): ticks of 50 ms (default 100 ms), a heartbeat every
+    # tick (default 2) and an election after 5-10 silent ticks (default 10-20): a new metadata
+    # leader within 0.25-0.5 s of the old one's last heartbeat instead of 1-2 s. A new partition
+    # leader needs the metadata store to take its epoch, so when the dead node also led the
+    # metadata store, this election comes first.
+    "RESTATE_METADATA_SERVER__RAFT_TICK_INTERVAL": "50ms",
+    "RESTATE_METADATA_SERVER__RAFT_HEARTBEAT_TICK": "1",
+    "RESTATE_METADATA_SERVER__RAFT_ELECTION_TICK": "5",
+}
+# Every node runs a processor for every partition (default: as many as `default-replication`, 2):
+# a dead leader leaves two caught-up replicas, so the controller elects one of them and has nothing
+# to reconfigure; with two replicas it also adds a new one, and can move the leadership to it a
+# second later, stopping the invocations a second time. Set with restatectl after provisioning
+# (the server has no option for it); the log keeps two copies of each record.
+PARTITION_REPLICATION = "3"
 
 
 def standard_ports() -> list[Ports]:
@@ -60,6 +92,7 @@ def node_env(index: int, ports: Sequence[Ports]) -> dict[str, str]:
         "RESTATE_AUTO_PROVISION": "true" if index == 0 else "false",
         # Three nodes on one machine: a quarter each of RocksDB's default 2 GiB.
         "RESTATE_ROCKSDB_TOTAL_MEMORY_SIZE": "512 MB",
+        **FAILOVER_ENV,
     }
 
 
@@ -113,6 +146,13 @@ class RestateCluster:
         for node in self.nodes:
             node.start()
         self.wait_ready(timeout)
+        self.replicate_partitions(timeout)
+
+    def replicate_partitions(self, timeout: float) -> None:
+        """A processor for every partition on every node (see PARTITION_REPLICATION); stored in
+        the cluster's metadata, so setting it again on a restart changes nothing."""
+        self.restatectl("config", "set", "--yes", "--partition-replication", PARTITION_REPLICATION)
+        self.wait_leaders(timeout, followers=int(PARTITION_REPLICATION) - 1)
 
     def wait_ready(self, timeout: float = 90.0) -> None:
         """Every running node answers, every partition has an active leader, and every node's admin

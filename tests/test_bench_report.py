@@ -146,3 +146,61 @@ def test_every_review_request_is_found_also_when_two_workers_print_at_once(tmp_p
 
 def test_slope() -> None:
     assert slope((0, 10, 50), [5.0, 15.0, 55.0]) == pytest.approx(1.0)
+
+
+def _throughput(rps: float) -> dict[str, object]:
+    return {
+        "rps": rps,
+        "latency": {"median_ms": 100.0},
+        "cpu_percent": {"endpoint": 100, "servers": 60, "llm": 10},
+    }
+
+
+CLUSTER_ROUND = {
+    "killed": "n1",
+    "in_flight_at_kill": 16,
+    "first_completion_s": 0.8,
+    "all_in_flight_done_s": 0.9,
+    "phases": {"detection": 0.35, "election": 0.05, "resumption": 0.48, "delivery": 0.02},
+    "noticed_by": "failure detector",
+    "leader_changes": 1,
+}
+CLUSTER = {
+    "partitions": 4,
+    "endpoint_workers": 2,
+    "single": {"c64": _throughput(40.0), "c64_l200": _throughput(45.0)},
+    "cluster": {"c64": _throughput(30.0), "c64_l200": _throughput(35.0)},
+    "c64_ratio": 0.75,
+    "c64_l200_ratio": 0.78,
+    "stability": {
+        "load": {"seconds": 16.0, "leader_changes": 0, "nodes_declared_dead": 0, "metadata_elections": 0},
+        "idle": {"seconds": 120.0, "leader_changes": 0, "nodes_declared_dead": 0, "metadata_elections": 0},
+    },
+    "failover": {
+        "rounds": [CLUSTER_ROUND, {**CLUSTER_ROUND, "killed": "n2", "phases": {}, "noticed_by": None}],
+        "first_completion_median_s": 0.8,
+        "all_in_flight_done_median_s": 0.9,
+        "all_in_flight_done_p90_s": 1.2,
+        "phases": {"detection": 0.35, "election": 0.05, "resumption": 0.48, "delivery": 0.02},
+        "phased_rounds": 1,
+        "steady_flaps": {"leader_changes": 0, "nodes_declared_dead": 0, "metadata_elections": 0},
+        "rounds_with_a_second_leader_change": 0,
+        "rounds_with_metadata_leader_lost": 1,
+    },
+}
+
+
+def test_report_shows_the_failover_phases_and_the_flaps(results_file: Path) -> None:
+    results_file.write_text(json.dumps({"cluster": CLUSTER}))
+    text = results.write_report()
+    assert "| node loss: in-flight invocations done < 1 s | leader SIGKILLed" in text
+    assert "median of 2 rounds | 0.9 s | yes |" in text
+    assert "| … and p90 < 1.5 s | the same, 90th percentile | 1.2 s | yes |" in text
+    assert (
+        "| a healthy cluster keeps its leaders | leader changes under load (16 s) and idle (120 s) | 0 / 0 | yes |"
+        in text
+    )
+    assert "load (16 s): 0 leader changes, 0 nodes declared dead, 0 metadata elections" in text
+    assert "detection 0.35 s, election 0.05 s, resumption 0.48 s, delivery 0.02 s" in text
+    assert "| 1 | n1 | 16 | 0.9 | 0.8 | 0.35 | 0.05 | 0.48 | 0.02 | failure detector | 1 |" in text
+    assert "| 2 | n2 | 16 | 0.9 | 0.8 | — | — | — | — | — | 1 |" in text

@@ -1,6 +1,6 @@
 """Scale-out: the same tour on a three-node Restate cluster, with the endpoint as two processes.
 
-One partition, so "the node that leads the partition" is a single node, replicated to a follower;
+One partition, so "the node that leads the partition" is a single node, followed on the other two;
 the server suspends a waiting invocation after 2 s, so pending approvals are suspended ones.
 The tests run in order on one cluster, each starting with all three nodes up.
 """
