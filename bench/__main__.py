@@ -3,7 +3,7 @@
     python -m bench                      # everything (DURATION on 2 cores, most of it
                                          #   for 10,000 waiting approvals and the cluster)
     python -m bench --only overhead      # one section: overhead, floor, throughput, recovery,
-                                         #   waiting, burst, cluster, misbehaviour
+                                         #   waiting, burst, cluster, misbehaviour, streaming
     python -m bench --quick              # a first look in about 2 minutes: fewer runs, shorter
                                          #   windows, 300 waiting approvals; no burst, no cluster
                                          #   (unless asked for with --only)
@@ -309,7 +309,9 @@ async def run_sections(bench: Bench, sections: list[str]) -> None:
             record("recovery_s", figures["announced"]["median_s"])
 
 
-SECTIONS = ["overhead", "floor", "throughput", "recovery", "waiting", "burst", "cluster", "misbehaviour"]
+SECTIONS = [
+    "overhead", "floor", "throughput", "recovery", "waiting", "burst", "cluster", "misbehaviour", "streaming"
+]  # fmt: skip
 
 
 def main() -> None:
@@ -386,6 +388,16 @@ def main() -> None:
                     stack.stop()
             report(figures)
             record("misbehaviour", figures)
+        if "streaming" in sections:
+            from bench import streaming
+
+            print(
+                "streaming: time to first token, durable stream vs plain Agents SDK streaming ...", flush=True
+            )
+            with timed("streaming"):
+                figures = streaming.run(Path(tmp) / "streaming", args.quick)
+            streaming.report(figures)
+            record("streaming", figures)
     text = write_report()
     print(text.split("\n## What the figures say", 1)[0])  # the tables; the notes are in the file
     print(f"written: {bench.results.RESULTS} and RESULTS.md beside it")

@@ -398,6 +398,38 @@ def _failover(fo: dict[str, Any]) -> str:
 PHASES = ("detection", "election", "resumption", "delivery")
 
 
+def _streaming(st: dict[str, Any]) -> str:
+    """Time to first token: the durable stream (through the web process) vs plain SDK streaming."""
+    polls = st.get("web_poll_seconds", {})
+    labels = {
+        "plain": "plain Agents SDK, `Runner.run_streamed` in-process",
+        "durable": f"StreamingAgent, ingress → SSE of the web process (polls every {polls.get('durable', 0.25)} s)",
+        "durable_poll_20ms": "the same, the web process polling every "
+        f"{polls.get('durable_poll_20ms', 0.02)} s",
+    }
+    model, delivery = st.get("model_first_word_ms", {}), st.get("delivery_ms", {})
+
+    def median(table: dict[str, Any], name: str) -> Any:
+        return table.get(name, {}).get("median_ms", "—")
+
+    rows = "".join(
+        f"| {labels.get(name, name)} | {s['median_ms']} | {s['p95_ms']} | {median(model, name)} | "
+        f"{median(delivery, name)} | {s['runs']} |\n"
+        for name in ("plain", "durable", "durable_poll_20ms")
+        if (s := st["first_token_ms"].get(name))
+    )
+    return (
+        "\n## 9. Streaming: time to first token\n\n"
+        f"The same question, the stand-in writing a word every {st['token_ms']} ms; from the start of the "
+        "run (the POST to the ingress, for the durable one) to the reader's first text delta. Both include "
+        "the tool-calling LLM call and the weather lookup before the answer's first word. Split at the "
+        "moment the stand-in sent the answer's first word (its log, on the same clock to within `stand_in_clock_uncertainty_ms`): before it, "
+        "the run; after it, the way to the reader.\n\n"
+        "| stream | first token, median ms | p95 ms | model's first word, median ms | then to the reader, "
+        "median ms | runs |\n| --- | --- | --- | --- | --- | --- |\n" + rows
+    )
+
+
 def _cell(value: Any) -> str:
     if isinstance(value, dict | list):
         return json.dumps(value, sort_keys=True).replace("|", "\\|")
@@ -470,6 +502,8 @@ def write_report() -> str:
         out.append(
             generic_section("8. Misbehaviour (each model misbehaviour × each model-calling service)", mb)
         )
+    if st := data.get("streaming"):
+        out.append(_streaming(st))
     notes = HERE / "NOTES.md"
     if notes.exists():
         out.append("\n" + notes.read_text())

@@ -90,6 +90,40 @@ def test_report_shows_the_new_sections_and_any_misbehaviour_figures(results_file
     assert "| Chat |  | 1 |" in text
 
 
+def test_report_shows_the_time_to_first_token(results_file: Path) -> None:
+    def ms(median: float) -> dict[str, float]:
+        return {"median_ms": median, "p95_ms": median + 10, "p99_ms": median + 20, "runs": 8}
+
+    results_file.write_text(
+        json.dumps(
+            {
+                "streaming": {
+                    "first_token_ms": {
+                        "plain": ms(160.0),
+                        "durable": ms(316.0),
+                        "durable_poll_20ms": ms(266.0),
+                    },
+                    "model_first_word_ms": {
+                        "plain": ms(157.0),
+                        "durable": ms(221.0),
+                        "durable_poll_20ms": ms(206.0),
+                    },
+                    "delivery_ms": {"plain": ms(3.0), "durable": ms(95.0), "durable_poll_20ms": ms(60.0)},
+                    "token_ms": 20,
+                    "runs": 8,
+                    "web_poll_seconds": {"durable": 0.25, "durable_poll_20ms": 0.02},
+                }
+            }
+        )
+    )
+    text = results.write_report()
+    assert "## 9. Streaming: time to first token" in text
+    assert "the stand-in writing a word every 20 ms" in text
+    assert "| plain Agents SDK, `Runner.run_streamed` in-process | 160.0 | 170.0 | 157.0 | 3.0 | 8 |" in text
+    assert "(polls every 0.25 s) | 316.0 | 326.0 | 221.0 | 95.0 | 8 |" in text
+    assert "| the same, the web process polling every 0.02 s | 266.0 |" in text
+
+
 def test_report_without_any_figures(results_file: Path) -> None:
     assert "## Targets" in results.write_report()
 

@@ -21,6 +21,7 @@ from dev.harness import Tour, wait_until
 pytestmark = pytest.mark.e2e
 
 _claims = itertools.count(1)
+ANSWER = "The weather in Tokyo is currently cloudy, 17 degrees Celsius."
 
 
 @pytest.fixture(scope="module")
@@ -281,13 +282,31 @@ def test_a_run_view_shows_the_events_in_order_across_a_restart_of_the_web_proces
     expect(page.page.locator("#status")).to_have_text("Done.", timeout=60_000)
 
     rows = [tuple(e.locator("span").all_inner_texts()) for e in events.all()]
+    end = len(stack.call(f"AgentEvents/{run_id}/read", {"offset": 0}).json()["events"])
     assert rows == [
         ("#0", "llm_start", "StreamingAgent calls the model"),
         ("#1", "llm_end", "the model asks for get_weather"),
         ("#2", "tool_start", "get_weather for Tokyo"),
         ("#3", "tool_end", "get_weather for Tokyo: 17 °C, Cloudy"),
         ("#4", "llm_start", "StreamingAgent calls the model"),
-        ("#5", "llm_end", "the model answers"),
-        ("#6", "done", "The weather in Tokyo is currently cloudy, 17 degrees Celsius."),
+        ("#5", "text", ANSWER),  # one row, whatever the number of deltas
+        (f"#{end - 2}", "llm_end", "the model answers"),
+        (f"#{end - 1}", "done", ANSWER),
     ]
     assert page.page.locator("#run-id").inner_text() == run_id
+
+
+def test_a_run_view_strikes_through_text_that_was_voided(stack: Tour, page: Watched) -> None:
+    # The answer's stream breaks after three words; the step is retried and writes it again.
+    stack.llm.fault("responses", count=1, after=1, cut_after_tokens=3)
+    run_id = stack.send("StreamingAgent/run", {"message": "What is the weather like in Tokyo?"})
+    page.page.goto(f"{stack.web_url}/runs/{run_id}")
+    expect(page.page.locator("#status")).to_have_text("Done.", timeout=60_000)
+
+    texts = page.page.locator("#events li.text")
+    assert [tuple(e.locator("span").all_inner_texts()[1:]) for e in texts.all()] == [
+        ("text_void", "The weather in"),
+        ("text", ANSWER),
+    ]
+    expect(texts.first).to_have_class("text void")
+    expect(texts.first).to_have_attribute("title", "the LLM call failed (APIConnectionError)")

@@ -36,6 +36,7 @@ hook installed here (a caller's own hooks still run, right after it): counted on
 crashes included.
 """
 
+import functools
 import os
 from collections import Counter
 from typing import Any, cast
@@ -66,6 +67,7 @@ from restate.ext.openai import DurableRunner, restate_context
 
 from app.advanced.llm_usage import record_llm_call, reraise_counting_bill
 from app.utils.llm import LLM_RETRY, MODEL, ModelMisbehaved
+from app.utils.token_stream import TextStream, run_streamed
 
 EMPTY_ANSWER = "The model gave an empty answer (no text and no tool call)."
 
@@ -221,13 +223,18 @@ async def run_agent(
     context: Any,
     run_options: restate.RunOptions[Any] | None = None,
     hooks: RunHooks[Any] | None = None,
+    on_text: TextStream | None = None,
     **kwargs: Any,
 ) -> RunResult:
     """`DurableRunner.run` with bounded LLM attempts and turns, and a terminal error for a model
     that misbehaves (see the table above), and every LLM call recorded in the cost ledger. Every
-    agent of the tour runs through here."""
+    agent of the tour runs through here.
+
+    `on_text`: stream the text of the answers to the run's topic as the model writes it
+    (app/utils/token_stream.py); the model calls are journaled exactly as without it."""
+    runner = DurableRunner.run if on_text is None else functools.partial(run_streamed, text=on_text)
     try:
-        result = await DurableRunner.run(
+        result = await runner(
             starting_agent,
             input,
             context=context,

@@ -91,12 +91,18 @@ def parse_weather_data(weather_data: dict) -> WeatherResponse:
     )
 
 
+def restate_ingress_url() -> str:
+    """Where the endpoint reaches the Restate ingress (RESTATE_INGRESS_URL, default
+    http://localhost:8080): printed in the approval commands, and where streamed text is sent."""
+    return os.environ.get("RESTATE_INGRESS_URL", "http://localhost:8080").rstrip("/")
+
+
 def request_human_review(claim: InsuranceClaim, awakeable_id: str) -> None:
     """Notify a human reviewer. Here: print the commands that approve or reject, to the service log.
 
     In a real system this would send an e-mail or a Slack message with two buttons.
     """
-    ingress = os.environ.get("RESTATE_INGRESS_URL", "http://localhost:8080").removeprefix("http://")
+    ingress = restate_ingress_url().removeprefix("http://")
     resolve = f"curl {ingress}/restate/awakeables/{awakeable_id}/resolve --json"
     # `make run` says where the public web process is: the reviewers' inbox has the same two buttons.
     web = os.environ.get("PUBLIC_WEB_URL")

@@ -37,6 +37,31 @@ function show(event) {
   document.getElementById("events").append(li);
 }
 
+// The text an LLM call streams: one row per attempt, growing as the deltas come. A voided
+// attempt's row is struck through: the model is writing the answer again (see streaming_agent.py).
+const attempts = {}; // attempt id -> its row
+
+function text(event) {
+  if (event.offset < next) return;
+  next = event.offset + 1;
+  if (event.type === "text_start") {
+    const li = el("li", "text");
+    li.append(el("span", "offset", `#${event.offset}`), el("span", "type", "text"), el("span", "text", ""));
+    attempts[event.attempt] = li;
+    document.getElementById("events").append(li);
+    return;
+  }
+  const li = attempts[event.attempt];
+  if (!li) return; // its start came before this page's first event
+  if (event.type === "text_delta") {
+    li.querySelector(".text").textContent += event.delta;
+  } else if (event.type === "text_void") {
+    li.classList.add("void");
+    li.querySelector(".type").textContent = "text_void";
+    li.title = event.reason;
+  }
+}
+
 function finished(event) {
   show(event);
   source.close();
@@ -64,6 +89,9 @@ function connect() {
   source.addEventListener("open", () => { status.textContent = "Live: waiting for events…"; });
   for (const type of ["llm_start", "llm_end", "tool_start", "tool_end"]) {
     source.addEventListener(type, (e) => show(JSON.parse(e.data)));
+  }
+  for (const type of ["text_start", "text_delta", "text_void"]) {
+    source.addEventListener(type, (e) => text(JSON.parse(e.data)));
   }
   source.addEventListener("done", (e) => finished(JSON.parse(e.data)));
   source.addEventListener("idle", () => {
