@@ -1,10 +1,10 @@
 """`make bench`: the tour against the real restate-server and the offline LLM, in figures.
 
-    python -m bench                      # everything (DURATION on 2 cores, most of it
+    python -m bench                      # everything (about 17 minutes on 2 cores, most of it
                                          #   for 10,000 waiting approvals and the cluster)
     python -m bench --only overhead      # one section: overhead, floor, throughput, recovery,
                                          #   waiting, burst, cluster, misbehaviour, streaming
-    python -m bench --quick              # a first look in about 2 minutes: fewer runs, shorter
+    python -m bench --quick              # a first look in 2-3 minutes: fewer runs, shorter
                                          #   windows, 300 waiting approvals; no burst, no cluster
                                          #   (unless asked for with --only)
 
