@@ -39,7 +39,6 @@ import hashlib
 import hmac
 import logging
 import secrets
-import weakref
 from collections.abc import AsyncIterator
 from typing import Any, ClassVar, Literal
 from urllib.parse import quote
@@ -57,7 +56,7 @@ from restate.ext.openai.session import RestateSession
 
 from app.utils.contract import RequestModel
 from app.utils.llm import MODEL, check_answer
-from app.utils.utils import restate_ingress_url
+from app.utils.utils import loop_client, restate_ingress_url
 
 log = logging.getLogger(__name__)
 
@@ -280,19 +279,9 @@ def answer_text(response: ModelResponse) -> str:
 
 # --- the endpoint's side -------------------------------------------------------------------------
 
-_clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient]" = (
-    weakref.WeakKeyDictionary()
-)
-
 
 def _ingress_client() -> httpx.AsyncClient:
-    """One client per event loop (the endpoint serves each process from one loop)."""
-    loop = asyncio.get_running_loop()
-    client = _clients.get(loop)
-    if client is None:
-        client = httpx.AsyncClient(base_url=restate_ingress_url(), timeout=3)
-        _clients[loop] = client
-    return client
+    return loop_client("ingress", lambda: httpx.AsyncClient(base_url=restate_ingress_url(), timeout=3))
 
 
 class TextStream:

@@ -9,6 +9,7 @@ import json
 import os
 import re
 import weakref
+from collections.abc import Callable
 from urllib.parse import quote
 
 import httpx
@@ -51,19 +52,24 @@ def fail_on_denver(city: str) -> None:
         raise Exception("[👻 SIMULATED] Fetching weather failed: Weather API down...")
 
 
-# One HTTP client per event loop, reused: creating a client costs tens of milliseconds (it loads
-# the TLS certificates), more than the call itself.
-_clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient]" = (
+# HTTP clients reused, one per event loop and purpose: creating a client costs tens of
+# milliseconds (it loads the TLS certificates), more than the call itself, and a client's
+# connections belong to the loop that opened them.
+_clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, httpx.AsyncClient]]" = (
     weakref.WeakKeyDictionary()
 )
 
 
-def http_client() -> httpx.AsyncClient:
-    loop = asyncio.get_running_loop()
-    client = _clients.get(loop)
-    if client is None:
-        client = _clients[loop] = httpx.AsyncClient(timeout=10.0)
+def loop_client(purpose: str, make: Callable[[], httpx.AsyncClient]) -> httpx.AsyncClient:
+    """The client for `purpose` on the running event loop, made by `make` the first time."""
+    clients = _clients.setdefault(asyncio.get_running_loop(), {})
+    if (client := clients.get(purpose)) is None:
+        client = clients[purpose] = make()
     return client
+
+
+def http_client() -> httpx.AsyncClient:
+    return loop_client("weather", lambda: httpx.AsyncClient(timeout=10.0))
 
 
 async def call_weather_api(city: str) -> dict:
