@@ -43,6 +43,7 @@ PARTITIONS = "4"  # the same for both; a leader or two per cluster node
 LOAD = 16  # callers during a failover round
 QUIET_S = 1.5  # nothing moved for this long: the cluster has settled
 STEADY_S = 1.5  # load before the kill: every caller has completed a few runs
+WARMUP_S = 5.0  # load on the fresh failover cluster before its first round
 PIN_WAIT_S = 15.0  # how long a round waits for the leadership to move to the node it will kill
 # What the cluster logs while it takes a node back (see `settled`).
 SETTLING = ("to Alive", "Partition configuration transitions", "caught up", "became Leader")
@@ -217,6 +218,9 @@ async def failover_round(
         "in_flight_at_kill": len(at_kill),
         "first_completion_s": round(first - killed, 3),
         "all_in_flight_done_s": round(all_done - killed, 3),
+        # How long a run took under the same load before the kill: a run sent just before the kill
+        # needs about this long after the cluster has recovered, whatever the failover costs.
+        "run_before_kill_median_s": median([done - sent for sent, done in load.runs if done <= killed]),
         "steady_flaps": logs.flaps(steady_from, killed),
         "cpu_percent_until_done": {
             "endpoint": round(sum(v for k, v in cpu.items() if k.startswith("endpoint")), 1),
@@ -232,11 +236,19 @@ async def failover_round(
     if elected and len(server_done) == len(finished):
         # The cluster noticed the death when its failure detector said so, or when the controller
         # (polling the nodes every admin heartbeat) had a survivor campaign for the leadership,
-        # whichever came first: the campaign can start before the detector's verdict.
+        # whichever came first: the campaign can start before the detector's verdict. A campaign
+        # that found no metadata leader (the dead node led the metadata store too) is retried
+        # until the metadata store has elected one: that wait is part of the election.
         campaign = duration_s(elected.fields.get("campaign_duration", ""))
+        failed = logs.failed_campaigns(killed, elected.at)
         noticed, by = elected.at - campaign, "controller poll"
+        if failed and failed[0].at < noticed:
+            noticed = failed[0].at
         if detected and detected[0].at <= noticed:
             noticed, by = detected[0].at, "failure detector"
+        metadata_won = logs.metadata_elections(killed, elected.at)
+        if metadata_won:
+            figures["metadata_leader_after_s"] = round(metadata_won[0].at - killed, 3)
         last_server = max(server_done.values())
         marks = {
             "detection": noticed - killed,
@@ -260,6 +272,14 @@ async def failover_round(
 async def failover(stack: ClusterTour, rounds: int) -> dict[str, Any]:
     stack.llm.latency(100)  # each run spans a few hundred ms, so some are always in flight
     logs = ClusterLogs.of(stack.cluster)
+    # The first runs on a fresh stack are slow (connections, first imports and caches of the
+    # endpoint's workers): warm it up so that the first round measures a failover, not a cold start.
+    async with ingress_client(stack, LOAD) as http:
+        warmup = Load(http)
+        loops = [asyncio.create_task(warmup.loop()) for _ in range(LOAD)]
+        await asyncio.sleep(WARMUP_S)
+        warmup.stopping = True
+        await asyncio.gather(*loops)
     samples: list[dict[str, Any]] = []
     restarted: str | None = None
     restarted_at = 0.0
@@ -290,6 +310,7 @@ async def failover(stack: ClusterTour, rounds: int) -> dict[str, Any]:
     return {
         "rounds": samples,
         "first_completion_median_s": median(of("first_completion_s")),
+        "run_before_kill_median_s": median(of("run_before_kill_median_s")),
         "all_in_flight_done_median_s": median(done),
         "all_in_flight_done_p90_s": p90(done),
         "all_in_flight_done_max_s": max(done),
@@ -314,12 +335,16 @@ async def stability(stack: ClusterTour, quick: bool, under_load: Callable[[], An
     loaded = time.time()
     idle_s = 20.0 if quick else 120.0
     print(f"  idle for {idle_s:.0f} s, counting leader changes ...", flush=True)
+    # What the faster detection costs while nothing happens: gossip, status polls and Raft
+    # heartbeats are all the three servers do then.
+    meter = CpuMeter({k: v for k, v in stack_pids(stack).items() if k.startswith("server")})
     await asyncio.sleep(idle_s)
+    idle_cpu = round(sum(meter.percent().values()), 1)
     await asyncio.sleep(0.3)  # the last log lines reach the files
     return {
         "throughput": figures,
         "load": {"seconds": round(loaded - started, 1), **logs.flaps(started, loaded)},
-        "idle": {"seconds": idle_s, **logs.flaps(loaded, loaded + idle_s)},
+        "idle": {"seconds": idle_s, **logs.flaps(loaded, loaded + idle_s), "servers_cpu_percent": idle_cpu},
     }
 
 

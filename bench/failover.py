@@ -5,6 +5,8 @@ restate-server logs (in its default "pretty" format) one record per event, its f
 events that mark the phases of a failover are logged at INFO by default:
 
     N1:3 transitioned from Alive to Dead (gossip-age=11)   the failure detector gave up on N1
+    Failed obtaining new leader epoch. Continue ...        a replica told to lead could not take a
+                                                           new epoch (no metadata leader yet)
     Cluster controller switching to leader mode            the cluster controller moved
     Won metadata cluster leadership                        the metadata store (Raft) re-elected
     Processor became Leader of epoch e9                    a partition processor leads
@@ -160,6 +162,13 @@ class ClusterLogs:
             if (dead := DEAD.match(e.message)) and (of is None or dead.group(1) == of):
                 found.append(e)
         return found
+
+    def failed_campaigns(self, since: float, until: float = float("inf")) -> list[Event]:
+        """A replica the controller told to lead that could not take a new epoch in the metadata
+        store (it had no leader at that moment): the controller had noticed the dead leader."""
+        return [
+            e for e in self.events(since, until) if e.message.startswith("Failed obtaining new leader epoch")
+        ]
 
     def metadata_elections(self, since: float, until: float = float("inf")) -> list[Event]:
         return [

@@ -346,6 +346,11 @@ def _cluster(cl: dict[str, Any]) -> str:
                 f"{stable[phase]['metadata_elections']} metadata elections"
                 for phase in ("load", "idle")
             )
+            + (
+                f"; the three servers used {stable['idle']['servers_cpu_percent']} % of a core while idle"
+                if "servers_cpu_percent" in stable["idle"]
+                else ""
+            )
             + ".\n"
         )
     if fo := cl.get("failover"):
@@ -360,7 +365,14 @@ def _failover(fo: dict[str, Any]) -> str:
         "\nFailover (one partition; its leader SIGKILLed under a load of 16 through another node): "
         f"every invocation in flight at the kill done after **{fo['all_in_flight_done_median_s']} s** "
         f"(median of {len(rounds)} rounds; p90 {fo.get('all_in_flight_done_p90_s')} s), the first "
-        f"invocation sent after the kill done after {fo['first_completion_median_s']} s.\n"
+        f"invocation sent after the kill done after {fo['first_completion_median_s']} s"
+        + (
+            f"; a run took {fo['run_before_kill_median_s']} s under the same load before the kills "
+            "(a run that had just started at the kill needs about that long once the cluster has recovered)"
+            if "run_before_kill_median_s" in fo
+            else ""
+        )
+        + ".\n"
     ]
     if phases := fo.get("phases"):
         out.append(
@@ -380,8 +392,8 @@ def _failover(fo: dict[str, Any]) -> str:
     out.append(
         "\n| round | killed | in flight | all done s | first new done s | "
         + " | ".join(names)
-        + " | noticed by | leader changes |\n"
-        + "| --- " * (len(names) + 7)
+        + " | noticed by | metadata leader after s | leader changes |\n"
+        + "| --- " * (len(names) + 8)
         + "|\n"
     )
     for i, r in enumerate(rounds, 1):
@@ -390,7 +402,8 @@ def _failover(fo: dict[str, Any]) -> str:
             f"| {i} | {r['killed']} | {r['in_flight_at_kill']} | {r['all_in_flight_done_s']} | "
             f"{r['first_completion_s']} | "
             + " | ".join(str(phases_of.get(name, "—")) for name in names)
-            + f" | {r.get('noticed_by') or '—'} | {r.get('leader_changes', '—')} |\n"
+            + f" | {r.get('noticed_by') or '—'} | {r.get('metadata_leader_after_s') or '—'} | "
+            f"{r.get('leader_changes', '—')} |\n"
         )
     return "".join(out)
 

@@ -44,17 +44,25 @@ FAILOVER_ENV = {
     # A node that hears no gossip at all for this many ticks thinks itself cut off; 60 x 50 ms keeps
     # the default's 3 s.
     "RESTATE_GOSSIP_LONELINESS_THRESHOLD": "60",
-    # The cluster controller polls every node's partition processors this often (default 1.5 s);
-    # it moves a partition away from a leader it cannot reach, and it picks the caught-up replica.
-    "RESTATE_ADMIN__HEARTBEAT_INTERVAL": "500ms",
+    # The cluster controller asks every node for its partitions' state this often (default
+    # 1.5 s). A node whose process died refuses the connection at once, so the controller hands its
+    # leaderships to a caught-up replica without waiting for the failure detector: a crashed
+    # process is noticed within about 0.1 s. Each new answer also has the chosen replica try again
+    # to take the leadership (it cannot while the metadata store elects a new leader). A host that
+    # vanishes without a word is left to the detector: the request then has to time out (3 s).
+    "RESTATE_ADMIN__HEARTBEAT_INTERVAL": "50ms",
+    # Which node leads which partition travels with every gossip message (default: every 10th,
+    # 0.5 s here). The ingress that took a call learns the new leader from it; until then its
+    # retries (50 ms doubling to 1 s, not configurable) go to the dead one and back off further.
+    "RESTATE_GOSSIP_EXTRAS_EXCHANGE_FREQUENCY": "1",
     # Metadata store (Raft among the three): ticks of 50 ms (default 100 ms), a heartbeat every
-    # tick (default 2) and an election after 5-10 silent ticks (default 10-20): a new metadata
-    # leader within 0.25-0.5 s of the old one's last heartbeat instead of 1-2 s. A new partition
+    # tick (default 2) and an election after 3-6 silent ticks (default 10-20): a new metadata
+    # leader 0.15-0.3 s after the old one's last heartbeat instead of 1-2 s. A new partition
     # leader needs the metadata store to take its epoch, so when the dead node also led the
     # metadata store, this election comes first.
     "RESTATE_METADATA_SERVER__RAFT_TICK_INTERVAL": "50ms",
     "RESTATE_METADATA_SERVER__RAFT_HEARTBEAT_TICK": "1",
-    "RESTATE_METADATA_SERVER__RAFT_ELECTION_TICK": "5",
+    "RESTATE_METADATA_SERVER__RAFT_ELECTION_TICK": "3",
 }
 # Every node runs a processor for every partition (default: as many as `default-replication`, 2):
 # a dead leader leaves two caught-up replicas, so the controller elects one of them and has nothing
