@@ -220,7 +220,9 @@ async def failover_round(
         "all_in_flight_done_s": round(all_done - killed, 3),
         # How long a run took under the same load before the kill: a run sent just before the kill
         # needs about this long after the cluster has recovered, whatever the failover costs.
-        "run_before_kill_median_s": median([done - sent for sent, done in load.runs if done <= killed]),
+        "run_before_kill_median_s": median(before)
+        if (before := [d - s for s, d in load.runs if d <= killed])
+        else None,
         "steady_flaps": logs.flaps(steady_from, killed),
         "cpu_percent_until_done": {
             "endpoint": round(sum(v for k, v in cpu.items() if k.startswith("endpoint")), 1),
@@ -307,10 +309,12 @@ async def failover(stack: ClusterTour, rounds: int) -> dict[str, Any]:
 
     phased = [s["phases"] for s in samples if "phases" in s]
     done = of("all_in_flight_done_s")
+    # None in a round where no run ended during the steady load (runs slower than STEADY_S)
+    runs = [s for s in of("run_before_kill_median_s") if s is not None]
     return {
         "rounds": samples,
         "first_completion_median_s": median(of("first_completion_s")),
-        "run_before_kill_median_s": median(of("run_before_kill_median_s")),
+        **({"run_before_kill_median_s": median(runs)} if runs else {}),
         "all_in_flight_done_median_s": median(done),
         "all_in_flight_done_p90_s": p90(done),
         "all_in_flight_done_max_s": max(done),
