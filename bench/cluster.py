@@ -277,11 +277,7 @@ async def failover(stack: ClusterTour, rounds: int) -> dict[str, Any]:
     # The first runs on a fresh stack are slow (connections, first imports and caches of the
     # endpoint's workers): warm it up so that the first round measures a failover, not a cold start.
     async with ingress_client(stack, LOAD) as http:
-        warmup = Load(http)
-        loops = [asyncio.create_task(warmup.loop()) for _ in range(LOAD)]
-        await asyncio.sleep(WARMUP_S)
-        warmup.stopping = True
-        await asyncio.gather(*loops)
+        await closed_loop(lambda: weather(http), LOAD, WARMUP_S, warmup_s=0.0)
     samples: list[dict[str, Any]] = []
     restarted: str | None = None
     restarted_at = 0.0
