@@ -11,13 +11,14 @@ logs while the cluster is loaded (the machine's cores saturated: where fast fail
 would misjudge a slow node) and then while it idles. A healthy cluster should show none.
 
 Failover: a cluster with one partition, so that every invocation depends on the node that leads
-it; a steady load of 16 goes through another node's ingress; the leader is SIGKILLed, each node
-in turn (its leadership pinned to it first). Measured from the kill: the first completion of an
-invocation sent after it, and the moment every invocation that was in flight at the kill has
+it; a steady load of 16 goes through another node's ingress; the leader is SIGKILLed, each worker
+node in turn (its leadership pinned to it first). Measured from the kill: the first completion of
+an invocation sent after it, and the moment every invocation that was in flight at the kill has
 completed, split into phases (bench/failover.py reads them from the survivors' logs, the admin
-API gives the server's completion times; bench/NOTES.md says what marks each). The killed node
-is started again between rounds, and the next round waits until the cluster has taken it back
-and stopped moving leaders.
+API gives the server's completion times; bench/NOTES.md says what marks each). Then the control
+node (the cluster controller, no partition) is SIGKILLed alike: nothing should wait. The killed
+node is started again between rounds, and the next round waits until the cluster has taken it
+back and stopped moving leaders.
 """
 
 import asyncio
@@ -33,7 +34,7 @@ import httpx
 
 from bench.common import CpuMeter, closed_loop, ingress_client, stack_pids
 from bench.failover import ClusterLogs, duration_s
-from dev.cluster import NODE_NAMES
+from dev.cluster import CONTROL_NODE, NODE_NAMES
 from dev.harness import ClusterTour, Tour
 from dev.stack import StackError
 
@@ -48,6 +49,7 @@ PIN_WAIT_S = 15.0  # how long a round waits for the leadership to move to the no
 # What the cluster logs while it takes a node back (see `settled`).
 SETTLING = ("to Alive", "Partition configuration transitions", "caught up", "became Leader")
 PHASES = ("detection", "election", "resumption", "delivery")
+WORKER_NODES = tuple(name for name in NODE_NAMES if name != CONTROL_NODE)  # where partitions are led
 
 
 async def weather(http: httpx.AsyncClient, city: str = "San Francisco") -> tuple[str, float]:
@@ -118,12 +120,12 @@ def completed_at(stack: ClusterTour, ids: list[str]) -> dict[str, float]:
 
 
 async def settled(
-    stack: ClusterTour, logs: ClusterLogs, restarted: str | None, since: float, pinned: str
+    stack: ClusterTour, logs: ClusterLogs, restarted: str | None, since: float, pinned: str | None
 ) -> str:
     """Wait until the cluster has taken back the node restarted at `since` (the other two have
     declared it alive), partition 0 has a leader and a caught-up follower, the leadership has
-    moved to the `pinned` node (given up after PIN_WAIT_S: then the round kills whichever node
-    leads), and for QUIET_S nothing has moved: no node declared alive, no partition
+    moved to the `pinned` node if any (given up after PIN_WAIT_S: then the round kills whichever
+    node leads), and for QUIET_S nothing has moved: no node declared alive, no partition
     reconfigured or caught up, no leader changed. Returns the leader's name."""
     started = time.time()
     deadline = started + 90
@@ -141,7 +143,7 @@ async def settled(
             moves, default=0.0
         ) >= QUIET_S:
             leader = logs.current_leader(0)
-            moved = leader == pinned or time.time() - started > PIN_WAIT_S
+            moved = pinned in (None, leader) or time.time() - started > PIN_WAIT_S
             if leader is not None and stack.cluster.node(leader).alive() and moved:
                 return leader
         await asyncio.sleep(0.25)
@@ -179,11 +181,18 @@ def pin_leader(stack: ClusterTour, logs: ClusterLogs, name: str) -> None:
 async def failover_round(
     stack: ClusterTour, logs: ClusterLogs, restarted: str | None, restarted_at: float, victim: str
 ) -> dict[str, Any]:
-    await asyncio.to_thread(pin_leader, stack, logs, victim)
-    leader = await settled(stack, logs, restarted, restarted_at, pinned=victim)
-    survivor = next(name for name in NODE_NAMES if name != leader)
+    """Kill `victim` under load: a worker node, made the partition's leader first, or the
+    control node, which leads no partition (then nothing should wait for a new leader)."""
+    leads = victim != CONTROL_NODE
+    if leads:
+        await asyncio.to_thread(pin_leader, stack, logs, victim)
+    leader = await settled(stack, logs, restarted, restarted_at, pinned=victim if leads else None)
+    if leads:
+        victim = leader  # the pin did not take within PIN_WAIT_S: kill the leader anyway
+    # The load goes through a node that survives and, when the control node dies, does not lead.
+    survivor = next(name for name in NODE_NAMES if name not in (victim, leader))
     stack.use_node(survivor)
-    killed_id = logs.node_id(leader)
+    killed_id = logs.node_id(victim)
     async with ingress_client(stack, LOAD) as http:
         load = Load(http)
         loops = [asyncio.create_task(load.loop()) for _ in range(LOAD)]
@@ -196,10 +205,10 @@ async def failover_round(
             return {"leader_moved_during_steady_load": logs.flaps(steady_from, time.time())}
         # What the processes that remain spend from the kill until all are done: whether the
         # resumption is bound by CPU (the endpoint replaying and finishing the runs).
-        meter = CpuMeter({k: v for k, v in stack_pids(stack).items() if k != f"server {leader}"})
+        meter = CpuMeter({k: v for k, v in stack_pids(stack).items() if k != f"server {victim}"})
         busy_before, total_before = machine_busy()
         killed = time.time()
-        await asyncio.to_thread(stack.cluster.kill_node, leader)
+        await asyncio.to_thread(stack.cluster.kill_node, victim)
         finished = await asyncio.gather(*at_kill)
         cpu = meter.percent()
         busy_after, total_after = machine_busy()
@@ -214,7 +223,8 @@ async def failover_round(
     elected = window[-1] if window else None  # the leader that resumed them
     first = min(done for sent, done in load.runs if sent > killed)
     figures: dict[str, Any] = {
-        "killed": leader,
+        "killed": victim,
+        "killed_led_the_partition": leads,
         "in_flight_at_kill": len(at_kill),
         "first_completion_s": round(first - killed, 3),
         "all_in_flight_done_s": round(all_done - killed, 3),
@@ -226,6 +236,8 @@ async def failover_round(
         "steady_flaps": logs.flaps(steady_from, killed),
         "cpu_percent_until_done": {
             "endpoint": round(sum(v for k, v in cpu.items() if k.startswith("endpoint")), 1),
+            # each worker's share: the new leader's connections may all land on one of them
+            "endpoint_workers": [v for k, v in sorted(cpu.items()) if k.startswith("endpoint worker")],
             "servers": round(sum(v for k, v in cpu.items() if k.startswith("server")), 1),
             "llm": cpu["llm"],
             # all processes of the machine, as a share of all its cores
@@ -235,6 +247,8 @@ async def failover_round(
         "leader_changes": len(window),
         "metadata_leader_lost": bool(logs.metadata_elections(killed, all_done)),
     }
+    if not leads:
+        return figures  # no failover: the runs in flight went on where they were
     if elected and len(server_done) == len(finished):
         # The cluster noticed the death when its failure detector said so, or when the controller
         # (polling the nodes every admin heartbeat) had a survivor campaign for the leadership,
@@ -271,21 +285,21 @@ async def failover_round(
     return figures
 
 
-async def failover(stack: ClusterTour, rounds: int) -> dict[str, Any]:
+async def failover(stack: ClusterTour, rounds: int, control_rounds: int) -> dict[str, Any]:
     stack.llm.latency(100)  # each run spans a few hundred ms, so some are always in flight
     logs = ClusterLogs.of(stack.cluster)
     # The first runs on a fresh stack are slow (connections, first imports and caches of the
     # endpoint's workers): warm it up so that the first round measures a failover, not a cold start.
     async with ingress_client(stack, LOAD) as http:
         await closed_loop(lambda: weather(http), LOAD, WARMUP_S, warmup_s=0.0)
-    samples: list[dict[str, Any]] = []
+    samples: list[dict[str, Any]] = []  # the partition's leader killed
+    control: list[dict[str, Any]] = []  # the control node killed
     restarted: str | None = None
     restarted_at = 0.0
     unsettled: list[dict[str, int]] = []
-    while len(samples) < rounds:
-        # Each node in turn: n1 also runs the cluster controller and, at first, leads the
-        # metadata store, so losing it costs those elections too.
-        victim = NODE_NAMES[len(samples) % len(NODE_NAMES)]
+    while len(samples) + len(control) < rounds + control_rounds:
+        # The worker nodes in turn, then the control node.
+        victim = WORKER_NODES[len(samples) % len(WORKER_NODES)] if len(samples) < rounds else CONTROL_NODE
         sample = await failover_round(stack, logs, restarted, restarted_at, victim)
         if "leader_moved_during_steady_load" in sample:
             unsettled.append(sample["leader_moved_during_steady_load"])
@@ -293,7 +307,7 @@ async def failover(stack: ClusterTour, rounds: int) -> dict[str, Any]:
             if len(unsettled) > rounds:
                 raise RuntimeError("the partition's leader keeps moving without any node killed")
             continue
-        samples.append(sample)
+        (samples if sample["killed_led_the_partition"] else control).append(sample)
         shown = {k: v for k, v in sample.items() if k not in ("steady_flaps", "detector_verdict_s")}
         print(f"    {shown}", flush=True)
         restarted, restarted_at = sample["killed"], time.time()
@@ -324,6 +338,16 @@ async def failover(stack: ClusterTour, rounds: int) -> dict[str, Any]:
         "rounds_restarted": unsettled,
         "rounds_with_a_second_leader_change": sum(1 for s in samples if s["leader_changes"] > 1),
         "rounds_with_metadata_leader_lost": sum(1 for s in samples if s["metadata_leader_lost"]),
+        # The node that runs the cluster controller and leads no partition: the runs in flight
+        # should not wait for anything.
+        "control_node_loss": {
+            "rounds": control,
+            "all_in_flight_done_median_s": median([s["all_in_flight_done_s"] for s in control]),
+            "all_in_flight_done_max_s": max(s["all_in_flight_done_s"] for s in control),
+            "leader_changes": sum(s["leader_changes"] for s in control),
+        }
+        if control
+        else {},
     }
 
 
@@ -381,5 +405,5 @@ async def run(workdir: Path, quick: bool, workers: int) -> dict[str, Any]:
         workdir / "failover", {"RESTATE_DEFAULT_NUM_PARTITIONS": "1"}, workers=workers
     )
     async with started(one_partition, "failover (one partition, its leader killed)") as stack:
-        out["failover"] = await failover(stack, 3 if quick else 10)
+        out["failover"] = await failover(stack, 3 if quick else 10, 1 if quick else 3)
     return out

@@ -152,6 +152,17 @@ def _targets(data: dict[str, Any]) -> list[str]:
         )
     if (p90 := fo.get("all_in_flight_done_p90_s")) is not None:
         out.append(_row("… and p90 < 1.5 s", "the same, 90th percentile", f"{p90} s", p90 < 1.5))
+    if control := fo.get("control_node_loss"):
+        worst = control["all_in_flight_done_max_s"]
+        out.append(
+            _row(
+                "… also when the controller's node dies",
+                f"control node SIGKILLed → every invocation in flight done, slowest of "
+                f"{len(control['rounds'])} rounds",
+                f"{worst} s",
+                worst < 1.0,
+            )
+        )
     if stable := data.get("cluster", {}).get("stability"):
         changes = stable["load"]["leader_changes"] + stable["idle"]["leader_changes"]
         out.append(
@@ -387,6 +398,13 @@ def _failover(fo: dict[str, Any]) -> str:
             f"{fo['rounds_with_a_second_leader_change']}; with the metadata leader lost too: "
             f"{fo['rounds_with_metadata_leader_lost']}; leader changes during the steady load before "
             f"the kills: {fo.get('steady_flaps', {}).get('leader_changes')}.\n"
+        )
+    if control := fo.get("control_node_loss"):
+        out.append(
+            f"\nThe control node (cluster controller, no partition) SIGKILLed alike, "
+            f"{len(control['rounds'])} rounds: every invocation in flight done after "
+            f"{control['all_in_flight_done_median_s']} s (median; slowest "
+            f"{control['all_in_flight_done_max_s']} s), with {control['leader_changes']} leader changes.\n"
         )
     names = list(PHASES)
     out.append(

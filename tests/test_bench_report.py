@@ -203,6 +203,12 @@ CLUSTER = {
         "steady_flaps": {"leader_changes": 0, "nodes_declared_dead": 0, "metadata_elections": 0},
         "rounds_with_a_second_leader_change": 0,
         "rounds_with_metadata_leader_lost": 1,
+        "control_node_loss": {
+            "rounds": [{**CLUSTER_ROUND, "killed": "n1", "leader_changes": 0}] * 3,
+            "all_in_flight_done_median_s": 0.53,
+            "all_in_flight_done_max_s": 0.61,
+            "leader_changes": 0,
+        },
     },
 }
 
@@ -223,3 +229,11 @@ def test_report_shows_the_failover_phases_and_the_flaps(results_file: Path) -> N
     assert "| 2 | n2 | 16 | 0.9 | 0.8 | — | — | — | — | — | — | 1 |" in text
     assert "a run took 0.55 s under the same load before the kills" in text
     assert "the three servers used 4.2 % of a core while idle" in text
+    assert (
+        "| … also when the controller's node dies | control node SIGKILLed → every invocation in "
+        "flight done, slowest of 3 rounds | 0.61 s | yes |" in text
+    )
+    assert (
+        "3 rounds: every invocation in flight done after 0.53 s (median; slowest 0.61 s), with 0 leader"
+        in text
+    )

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from conftest import running_tour
 
-from dev.cluster import NODE_NAMES
+from dev.cluster import CONTROL_NODE, NODE_NAMES
 from dev.harness import FORCE_REPLAY, ClusterTour, Tour, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.cluster]
@@ -124,6 +124,29 @@ def test_the_partition_leader_crashes_and_nothing_is_lost(cluster: ClusterTour) 
         )
         assert len(history_texts(stack, key)) == 4
         assert len(stack.llm_calls(f"My name is {name}.")) == 1
+
+
+@pytest.mark.crash
+def test_the_control_node_crashes_and_the_runs_in_flight_go_on_untouched(cluster: ClusterTour) -> None:
+    stack = cluster
+    # n1 runs the cluster controller and no partition processor: it is never the leader to lose.
+    assert {p.node for p in stack.cluster.processors()} == set(NODE_NAMES) - {CONTROL_NODE}
+    leader = stack.cluster.wait_leaders(followers=1)[0]
+    stack.use_node(next(name for name in NODE_NAMES if name not in (CONTROL_NODE, leader)))
+    stack.llm.latency(1000)
+    cities = ["Berlin", "London", "Chicago"]
+    flying = {city: stack.send("WeatherAgent/run", {"message": f"Weather in {city}?"}) for city in cities}
+    wait_until(lambda: all(stack.llm_calls(f"Weather in {c}?") for c in cities), what="the LLM calls")
+
+    stack.cluster.kill_node(CONTROL_NODE)
+
+    for city, invocation in flying.items():
+        resp = stack.output(invocation)
+        assert resp.status_code == 200, resp.text
+        assert city in resp.json()
+        # Nothing was started again: each run made its two LLM calls once.
+        assert len(stack.llm_calls(f"Weather in {city}?")) == 2
+    assert stack.cluster.wait_leaders()[0] == leader
 
 
 @pytest.mark.crash
