@@ -64,6 +64,12 @@ FAILOVER_ENV = {
     "RESTATE_METADATA_SERVER__RAFT_TICK_INTERVAL": "50ms",
     "RESTATE_METADATA_SERVER__RAFT_HEARTBEAT_TICK": "1",
     "RESTATE_METADATA_SERVER__RAFT_ELECTION_TICK": "3",
+    # One HTTP/2 connection to the endpoint per running invocation (make run: up to 8 share one).
+    # A new leader sends every interrupted invocation to the endpoint at once; Restate fills a
+    # connection before it opens the next, so with 8 per connection most of that burst could land
+    # on one of the endpoint's two processes (70 % of a core against 10 % for the other) and wait
+    # for it. One per connection, the process that is free accepts the next one.
+    "RESTATE_WORKER__INVOKER__HTTP2_STREAMS_PER_CONNECTION_LIMIT": "1",
 }
 # n1 is the control node: it runs the cluster controller (the admin node with the lowest id is the
 # active one), a metadata server, a log server and an ingress, but no partition processor. The
@@ -110,7 +116,7 @@ def node_env(index: int, ports: Sequence[Ports]) -> dict[str, str]:
         "RESTATE_AUTO_PROVISION": "true" if index == 0 else "false",
         # Three nodes on one machine: a quarter each of RocksDB's default 2 GiB.
         "RESTATE_ROCKSDB_TOTAL_MEMORY_SIZE": "512 MB",
-        **FAILOVER_ENV,
+        # The control node leads no partition (see CONTROL_NODE).
         **({"RESTATE_ROLES": CONTROL_ROLES} if NODE_NAMES[index] == CONTROL_NODE else {}),
     }
 
@@ -141,7 +147,9 @@ class RestateCluster:
             RestateServer(
                 base_dir / name,
                 ports[i],
-                {**node_env(i, ports), **(extra_env or {})},
+                # The failover settings last: TOUR_SERVER_ENV, which every server gets, has its
+                # own value for the endpoint connections.
+                {**node_env(i, ports), **(extra_env or {}), **FAILOVER_ENV},
                 log_path=base_dir / f"{name}.log",
                 identity_pem=identity_pem,
                 node_name=name,

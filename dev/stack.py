@@ -242,13 +242,9 @@ TOUR_SERVER_ENV = {
     "RESTATE_DEFAULT_RETRY_POLICY__INITIAL_INTERVAL": "500ms",
     "RESTATE_DEFAULT_RETRY_POLICY__EXPONENTIATION_FACTOR": "2.0",
     "RESTATE_DEFAULT_RETRY_POLICY__MAX_INTERVAL": "2s",
-    # One HTTP/2 connection to the endpoint per running invocation instead of a few shared ones:
-    # with APP_WORKERS > 1, whichever worker process is free accepts the next connection, so the
-    # invocations spread over every core. With 8 streams per connection, Restate filled the first
-    # connection before using the next, and a worker could end up with nearly all of them (70 %
-    # of a core against 10 % for the other), which slowed a burst such as the invocations a new
-    # partition leader resumes after a node loss.
-    "RESTATE_WORKER__INVOKER__HTTP2_STREAMS_PER_CONNECTION_LIMIT": "1",
+    # Several HTTP/2 connections to the endpoint instead of one: with APP_WORKERS > 1 the kernel
+    # spreads connections over the worker processes, so the streams on them use every core.
+    "RESTATE_WORKER__INVOKER__HTTP2_STREAMS_PER_CONNECTION_LIMIT": "8",
 }
 
 
