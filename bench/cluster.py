@@ -298,8 +298,14 @@ async def failover(stack: ClusterTour, rounds: int, control_rounds: int) -> dict
     restarted_at = 0.0
     unsettled: list[dict[str, int]] = []
     while len(samples) + len(control) < rounds + control_rounds:
-        # The worker nodes in turn, then the control node.
-        victim = WORKER_NODES[len(samples) % len(WORKER_NODES)] if len(samples) < rounds else CONTROL_NODE
+        # Each node in turn (n2, n3, n1, n2, ...) until there are enough rounds of each kind. Losing
+        # n1 moves the metadata store's leadership (at first on n1) to n2 or n3, so later rounds
+        # that kill the partition's leader sometimes lose the metadata leader too.
+        turn = len(samples) + len(control)
+        if len(samples) >= rounds or (turn % 3 == 2 and len(control) < control_rounds):
+            victim = CONTROL_NODE
+        else:
+            victim = WORKER_NODES[len(samples) % len(WORKER_NODES)]
         sample = await failover_round(stack, logs, restarted, restarted_at, victim)
         if "leader_moved_during_steady_load" in sample:
             unsettled.append(sample["leader_moved_during_steady_load"])

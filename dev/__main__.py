@@ -16,7 +16,8 @@ invocations at once. Ctrl-C stops everything.
 The same tour on a three-node Restate cluster (see dev/cluster.py for its ports), with the
 endpoint as APP_WORKERS (default 2) processes behind one address. Its data is in
 .restate/cluster/. A node that dies is started again NODE_RESTART_SECONDS (15) later, so that
-there is time to watch the other two carry on (try `kill -9 $(cat .restate/cluster/n1.pid)`).
+there is time to watch the other two carry on (try `kill -9 $(cat .restate/cluster/n2.pid)`: n2
+and n3 lead the partitions, n1 runs the cluster controller).
 RESTATE_CLUSTER_PORTS moves the nodes' ports (see dev/cluster.py).
 
 Settings (environment): RESTATE_INGRESS_PORT (8080), RESTATE_ADMIN_PORT (9070),
@@ -34,7 +35,7 @@ import time
 from pathlib import Path
 from types import FrameType
 
-from dev.cluster import NODE_NAMES, RestateCluster, standard_ports
+from dev.cluster import CONTROL_NODE, NODE_NAMES, RestateCluster, standard_ports
 from dev.identity import ensure_identity
 from dev.stack import (
     LOOPBACK,
@@ -198,8 +199,9 @@ class Launcher:
         for node in self.cluster.nodes:
             self.write_pid(f"cluster/{node.node_name}", node.pid)
         for node in self.cluster.nodes:
+            role = "cluster controller, no partitions" if node.node_name == CONTROL_NODE else "partitions"
             say(
-                f"{node.node_name}: ingress http://localhost:{node.ports.ingress}, admin and UI "
+                f"{node.node_name} ({role}): ingress http://localhost:{node.ports.ingress}, admin and UI "
                 f"http://localhost:{node.ports.admin}, node-to-node {node.ports.node}"
             )
         say(
