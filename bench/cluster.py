@@ -15,10 +15,10 @@ it; a steady load of 16 goes through another node's ingress; the leader is SIGKI
 node in turn (its leadership pinned to it first). Measured from the kill: the first completion of
 an invocation sent after it, and the moment every invocation that was in flight at the kill has
 completed, split into phases (bench/failover.py reads them from the survivors' logs, the admin
-API gives the server's completion times; bench/NOTES.md says what marks each). Then the control
-node (the cluster controller, no partition) is SIGKILLed alike: nothing should wait. The killed
-node is started again between rounds, and the next round waits until the cluster has taken it
-back and stopped moving leaders.
+API gives the server's completion times; bench/NOTES.md says what marks each). Every third round
+SIGKILLs the control node instead (the cluster controller, no partition): nothing should wait.
+The killed node is started again between rounds, and the next round waits until the cluster has
+taken it back and stopped moving leaders.
 """
 
 import asyncio

@@ -1,7 +1,7 @@
 """Scale-out: the same tour on a three-node Restate cluster, with the endpoint as two processes.
 
-One partition, so "the node that leads the partition" is a single node, followed on the other two;
-the server suspends a waiting invocation after 2 s, so pending approvals are suspended ones.
+One partition, so "the node that leads the partition" is a single node (n2 or n3), followed on the
+other one, while n1 runs the cluster controller; the server suspends a waiting invocation after 2 s, so pending approvals are suspended ones.
 The tests run in order on one cluster, each starting with all three nodes up.
 """
 
