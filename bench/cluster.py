@@ -188,7 +188,7 @@ async def failover_round(
         await asyncio.to_thread(pin_leader, stack, logs, victim)
     leader = await settled(stack, logs, restarted, restarted_at, pinned=victim if leads else None)
     if leads:
-        victim = leader  # the pin did not take within PIN_WAIT_S: kill the leader anyway
+        victim = leader  # the same node, unless the pin did not take within PIN_WAIT_S
     # The load goes through a node that survives and, when the control node dies, does not lead.
     survivor = next(name for name in NODE_NAMES if name not in (victim, leader))
     stack.use_node(survivor)
