@@ -170,7 +170,11 @@ def openai_client() -> RestateAwareOpenAI:
 
 
 def configure_openai_client() -> None:
-    """Make the Agents SDK use `openai_client()` for every agent."""
+    """Make the Agents SDK use `openai_client()` for every agent, with request bodies built
+    without the client's per-call type walk (app/utils/request_body.py)."""
     from agents import set_default_openai_client
 
+    from app.utils import request_body
+
+    request_body.install()
     set_default_openai_client(openai_client())
