@@ -2,15 +2,16 @@
 
 restate-server logs (in its default "pretty" format) one record per event, its first line
 `<UTC timestamp> <LEVEL> <target>`, then the message, then indented `key: value` fields. The
-events that mark the phases of a failover are logged at INFO by default:
+events that mark the phases of a failover are logged at INFO by default, but for the controller's
+choice of a new leader, logged at DEBUG by its scheduler (LOG_FILTER turns that one on):
 
+    Selecting node N2 as partition processor leader ...   the cluster controller chose N2 to lead
     N1:3 transitioned from Alive to Dead (gossip-age=11)   the failure detector gave up on N1
-    Failed obtaining new leader epoch. Continue ...        a replica told to lead could not take a
-                                                           new epoch (no metadata leader yet)
     Cluster controller switching to leader mode            the cluster controller moved
     Won metadata cluster leadership                        the metadata store (Raft) re-elected
     Processor became Leader of epoch e9                    a partition processor leads
-        campaign_duration: 61ms 250µs 617ns                (from candidate to leader)
+        campaign_duration: 61ms 250µs 617ns                (from its new epoch to leader: the
+                                                           announcement in the log)
         partition_id: 0
 
 Nodes are named n1..n3 by us and N1..N3 by the cluster (in the order they joined): each node
@@ -29,8 +30,14 @@ FIELD = re.compile(r"^ {4}(\w+): (.*)$")
 NODE_ID = re.compile(r"My Node ID is (N\d+):\d+")
 DEAD = re.compile(r"^(N\d+):\d+ transitioned from .* to Dead\b")
 LEADER = re.compile(r"^Processor became Leader of epoch e(\d+)")
+SELECTED = re.compile(r"^Selecting node (N\d+) as partition processor leader for partition (\d+)")
 DURATION_PART = re.compile(r"([\d.]+)(ns|µs|us|ms|s|m)\b")
 UNIT_S = {"ns": 1e-9, "µs": 1e-6, "us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}
+
+# The servers' log filter for a failover measured phase by phase: INFO, and the scheduler's DEBUG
+# record of each leader it chooses (a few lines per leader change; while a node is down, a line
+# per heartbeat that no new replica can be placed).
+LOG_FILTER = "info,restate_admin::cluster_controller::service::scheduler=debug"
 
 
 def duration_s(text: str) -> float:
@@ -163,12 +170,18 @@ class ClusterLogs:
                 found.append(e)
         return found
 
-    def failed_campaigns(self, since: float, until: float = float("inf")) -> list[Event]:
-        """A replica the controller told to lead that could not take a new epoch in the metadata
-        store (it had no leader at that moment): the controller had noticed the dead leader."""
+    def selections(self, since: float, until: float = float("inf"), partition: int = 0) -> list[Event]:
+        """The cluster controller choosing a leader for the partition (needs LOG_FILTER)."""
         return [
-            e for e in self.events(since, until) if e.message.startswith("Failed obtaining new leader epoch")
+            e
+            for e in self.events(since, until)
+            if (chosen := SELECTED.match(e.message)) and int(chosen.group(2)) == partition
         ]
+
+    @staticmethod
+    def chosen_node(selection: Event) -> str:
+        """N2 for "Selecting node N2 as partition processor leader ..." """
+        return SELECTED.match(selection.message).group(1)  # type: ignore[union-attr]
 
     def metadata_elections(self, since: float, until: float = float("inf")) -> list[Event]:
         return [

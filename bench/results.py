@@ -426,7 +426,7 @@ def _failover(fo: dict[str, Any]) -> str:
     return "".join(out)
 
 
-PHASES = ("detection", "election", "resumption", "delivery")
+PHASES = ("detection", "epoch", "campaign", "resumption", "delivery")
 
 
 def _streaming(st: dict[str, Any]) -> str:

@@ -161,7 +161,7 @@ CLUSTER_ROUND = {
     "in_flight_at_kill": 16,
     "first_completion_s": 0.8,
     "all_in_flight_done_s": 0.9,
-    "phases": {"detection": 0.35, "election": 0.05, "resumption": 0.48, "delivery": 0.02},
+    "phases": {"detection": 0.08, "epoch": 0.12, "campaign": 0.05, "resumption": 0.48, "delivery": 0.02},
     "noticed_by": "failure detector",
     "metadata_leader_after_s": 0.3,
     "leader_changes": 1,
@@ -198,7 +198,7 @@ CLUSTER = {
         "run_before_kill_median_s": 0.55,
         "all_in_flight_done_median_s": 0.9,
         "all_in_flight_done_p90_s": 1.2,
-        "phases": {"detection": 0.35, "election": 0.05, "resumption": 0.48, "delivery": 0.02},
+        "phases": {"detection": 0.08, "epoch": 0.12, "campaign": 0.05, "resumption": 0.48, "delivery": 0.02},
         "phased_rounds": 1,
         "steady_flaps": {"leader_changes": 0, "nodes_declared_dead": 0, "metadata_elections": 0},
         "rounds_with_a_second_leader_change": 0,
@@ -224,9 +224,11 @@ def test_report_shows_the_failover_phases_and_the_flaps(results_file: Path) -> N
         in text
     )
     assert "load (16 s): 0 leader changes, 0 nodes declared dead, 0 metadata elections" in text
-    assert "detection 0.35 s, election 0.05 s, resumption 0.48 s, delivery 0.02 s" in text
-    assert "| 1 | n1 | 16 | 0.9 | 0.8 | 0.35 | 0.05 | 0.48 | 0.02 | failure detector | 0.3 | 1 |" in text
-    assert "| 2 | n2 | 16 | 0.9 | 0.8 | — | — | — | — | — | — | 1 |" in text
+    assert "detection 0.08 s, epoch 0.12 s, campaign 0.05 s, resumption 0.48 s, delivery 0.02 s" in text
+    assert (
+        "| 1 | n1 | 16 | 0.9 | 0.8 | 0.08 | 0.12 | 0.05 | 0.48 | 0.02 | failure detector | 0.3 | 1 |" in text
+    )
+    assert "| 2 | n2 | 16 | 0.9 | 0.8 | — | — | — | — | — | — | — | 1 |" in text
     assert "a run took 0.55 s under the same load before the kills" in text
     assert "the three servers used 4.2 % of a core while idle" in text
     assert (
