@@ -6,7 +6,7 @@ dates and files. For the Responses API that walk has nothing to do: none of the 
 (checked below, once, on the installed openai version) has an alias or a format. On a body of
 plain JSON values its only effect is to drop the arguments left out (`omit`). Yet it costs 3-4 ms
 of CPU per LLM call, because every input item is tried against each member of the item union:
-about a quarter of the endpoint's CPU for a WeatherAgent run, paid again for every call of every
+about a seventh of the endpoint's CPU for a WeatherAgent run, paid again for every call of every
 run. On two cores shared with the Restate Server, that CPU is what a run in flight waits for when
 a node dies and its runs resume at once (bench/NOTES.md, "Node loss").
 
