@@ -270,6 +270,11 @@ class RestateServer(Proc):
                 "RESTATE_ADMIN__BIND_ADDRESS": f"{LOOPBACK}:{ports.admin}",
                 "RESTATE_DISABLE_TELEMETRY": "true",
                 "RESTATE_LOG_DISABLE_ANSI_CODES": "true",
+                # No stack trace for every error the server handles. With RUST_BACKTRACE=1 in the
+                # shell, each one (a refused connection to a dead node, retried) captures one: when
+                # a cluster node died, the survivors spent a core unwinding stacks, and the new
+                # leader waited ~0.3 s longer for it. Panics still print theirs (RUST_BACKTRACE).
+                "RUST_LIB_BACKTRACE": "0",
             }
         )
         if identity_pem is not None:

@@ -237,6 +237,18 @@ def test_a_missing_restate_server_is_explained(monkeypatch: pytest.MonkeyPatch, 
         find_restate_server()
 
 
+def test_the_server_keeps_panic_backtraces_but_captures_none_per_handled_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, ports: Ports
+) -> None:
+    """RUST_BACKTRACE=1 in a developer's shell must not reach the errors the server handles (a
+    refused connection to a dead node, retried): each would capture a stack trace, and a cluster
+    node's loss made the survivors spend a core unwinding them (bench/NOTES.md, "Node loss")."""
+    monkeypatch.setenv("RUST_BACKTRACE", "1")
+    server = stack.RestateServer(tmp_path / "data", ports)
+    assert server.env["RUST_LIB_BACKTRACE"] == "0"
+    assert server.env["RUST_BACKTRACE"] == "1"
+
+
 def test_the_endpoint_without_a_key_says_what_to_do() -> None:
     env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
     done = subprocess.run(
