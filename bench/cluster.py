@@ -33,7 +33,7 @@ from typing import Any, TypeVar
 import httpx
 
 from bench.common import CpuMeter, closed_loop, ingress_client, stack_pids
-from bench.failover import LOG_FILTER, ClusterLogs, duration_s
+from bench.failover import LOG_FILTER, PHASES, ClusterLogs, duration_s
 from dev.cluster import CONTROL_NODE, NODE_NAMES
 from dev.harness import ClusterTour, Tour
 from dev.stack import StackError
@@ -48,7 +48,6 @@ WARMUP_S = 5.0  # load on the fresh failover cluster before its first round
 PIN_WAIT_S = 15.0  # how long a round waits for the leadership to move to the node it will kill
 # What the cluster logs while it takes a node back (see `settled`).
 SETTLING = ("to Alive", "Partition configuration transitions", "caught up", "became Leader")
-PHASES = ("detection", "epoch", "campaign", "resumption", "delivery")
 WORKER_NODES = tuple(name for name in NODE_NAMES if name != CONTROL_NODE)  # where partitions are led
 
 

@@ -34,6 +34,10 @@ SELECTED = re.compile(r"^Selecting node (N\d+) as partition processor leader for
 DURATION_PART = re.compile(r"([\d.]+)(ns|µs|us|ms|s|m)\b")
 UNIT_S = {"ns": 1e-9, "µs": 1e-6, "us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}
 
+# The phases of a failover, in order; they add up to "every in-flight invocation done"
+# (bench/cluster.py measures them, bench/NOTES.md says what marks each).
+PHASES = ("detection", "epoch", "campaign", "resumption", "delivery")
+
 # The servers' log filter for a failover measured phase by phase: INFO, and the scheduler's DEBUG
 # record of each leader it chooses (a few lines per leader change; while a node is down, a line
 # per heartbeat that no new replica can be placed).

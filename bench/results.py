@@ -8,6 +8,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from bench.failover import PHASES
 from dev.stack import find_restate_server
 
 HERE = Path(__file__).resolve().parent
@@ -424,9 +425,6 @@ def _failover(fo: dict[str, Any]) -> str:
             f"{r.get('leader_changes', '—')} |\n"
         )
     return "".join(out)
-
-
-PHASES = ("detection", "epoch", "campaign", "resumption", "delivery")
 
 
 def _streaming(st: dict[str, Any]) -> str:
