@@ -5,7 +5,7 @@
 
 `make run` starts it for you and registers it with the Restate Server; the server then calls it
 for every invocation. It holds no state of its own: kill it at any time, start it again, and
-Restate resumes the invocations that were running. How it is served: app/utils/serving.py.
+Restate resumes the invocations that were running. How it is served: app/runtime/serving.py.
 """
 
 import os
@@ -14,12 +14,13 @@ import restate
 
 from app.advanced.guarded_agent import agent_service as guarded_claim_agent
 from app.advanced.interruptible_agent import interruptible_agent, task_runs
-from app.advanced.llm_usage import llm_usage
+from app.advanced.llm_usage import llm_usage, record_usage
 from app.advanced.long_running_agent import scheduled_agent
 from app.advanced.manual_loop_agent import manual_loop_agent
 from app.advanced.mcp_agent import agent_service as mcp_claim_agent
 from app.advanced.rollback_agent import agent_service as booking_with_rollback_agent
-from app.advanced.streaming_agent import agent_events, agent_service as streaming_agent
+from app.advanced.streaming.agent import agent_service as streaming_agent
+from app.advanced.streaming.topic import agent_events
 from app.chat import chat
 from app.durable_agent import agent_service as weather_agent
 from app.error_handling import agent_service as error_handling_agent
@@ -29,8 +30,9 @@ from app.multi_agent import agent_service as multi_agent_claim_approval
 from app.parallel_agents import agent_service as parallel_agent_claim_approval
 from app.parallel_tools_agent import agent_service as parallel_tool_claim_agent
 from app.remote_agents import remote_agent_service as remote_multi_agent_claim_approval
+from app.runtime.agent_runs import install_agent_runs
+from app.runtime.front_door import enforce_input_contract
 from app.sub_workflow_agent import agent_service as sub_workflow_claim_approval_agent, human_approval_workflow
-from app.utils.contract import enforce_input_contract
 from app.utils.review_inbox import review_inbox
 from app.utils.sub_agents import eligibility_agent_service, fraud_agent_service, rate_comparison_agent_service
 
@@ -72,8 +74,13 @@ services: list[restate.Service | restate.VirtualObject | restate.Workflow] = [
 ]
 
 # Every handler's input is checked here, in one place: a request that breaks its model's rules is
-# an HTTP 400 naming the field (see app/utils/contract.py).
+# an HTTP 400 naming the field (app/runtime/front_door.py).
 enforce_input_contract(services)
+
+# Every agent run, in every service above, ends when the model misbehaves (instead of retrying a
+# journaled answer forever) and sends its LLM usage to the cost ledger once: installed here, under
+# `DurableRunner.run` (app/runtime/agent_runs.py).
+install_agent_runs(record_usage=record_usage)
 
 # Only Restate calls this endpoint (signed requests); the public web process is app/web/.
 app = restate.app(
@@ -84,6 +91,6 @@ app = restate.app(
 
 
 if __name__ == "__main__":
-    from app.utils.serving import main
+    from app.runtime.serving import main
 
     main()

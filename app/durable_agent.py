@@ -1,24 +1,23 @@
 """Durable execution: a weather agent that survives crashes and a failing weather API.
 
-Every LLM response is journaled by `DurableRunner` and the weather lookup runs as the durable
-step "Get weather", so a retry, a crash or a restart replays what is done instead of paying for
-it twice, and continues from there.
+`DurableRunner.run` journals every LLM response (the `call LLM` steps) and the tool's lookup runs
+as the durable step `Get weather`: a retry, a crash or a restart replays what is done instead of
+paying for it twice, and continues from there.
 
     curl localhost:8080/WeatherAgent/run --json '{"message": "What is the weather like in San Francisco?"}'
 
-answers with a sentence about the weather in San Francisco. Ask for Denver to see the simulated
-weather API outage: the invocation keeps retrying (Restate UI, http://localhost:9070) until
-`fail_on_denver` is removed from app/utils/utils.py, then it finishes.
+answers with a sentence about the weather in San Francisco. In the UI (http://localhost:9070),
+the invocation's journal: `call LLM`, `Get weather`, `call LLM`. Ask for Denver to see the
+simulated outage: the invocation retries `Get weather` until `fail_on_denver` is removed from
+app/utils/weather.py, then it finishes.
 """
 
 import restate
 from agents import Agent, RunContextWrapper
-from restate.ext.openai import durable_function_tool
+from restate.ext.openai import DurableRunner, durable_function_tool
 
-from app.utils.agent_runs import run_agent
-from app.utils.llm import MODEL
-from app.utils.models import WeatherPrompt, WeatherRequest, WeatherResponse
-from app.utils.utils import fetch_weather
+from app.runtime.settings import LLM_RETRY, MAX_TURNS, MODEL
+from app.utils.weather import WeatherPrompt, WeatherRequest, WeatherResponse, fetch_weather
 
 
 @durable_function_tool
@@ -42,5 +41,8 @@ agent_service = restate.Service("WeatherAgent")
 
 @agent_service.handler()
 async def run(restate_context: restate.Context, prompt: WeatherPrompt) -> str:
-    result = await run_agent(weather_agent, prompt.message, context=restate_context)
+    # Bounded: each LLM call gets LLM_MAX_ATTEMPTS attempts, the run MAX_TURNS LLM calls.
+    result = await DurableRunner.run(
+        weather_agent, prompt.message, context=restate_context, run_options=LLM_RETRY, max_turns=MAX_TURNS
+    )
     return str(result.final_output)

@@ -1,21 +1,16 @@
 """Error handling: what is retried, what is not, and how a failure becomes an answer.
 
-Restate retries transient errors (network trouble, rate limits, a crashed process) and stops at
-terminal errors (bad input, business rules). LLM calls are paid for, so this agent caps them:
-
-- each LLM call gets at most 3 attempts (`RunOptions`); after the last one the call fails with a
-  terminal error, which the handler turns into a graceful answer;
-- the OpenAI client of the tour (app/utils/llm.py) classifies HTTP errors: 400/401/403/404/422
-  are terminal at once (a bad key is not retried), 408/409/429/5xx are retried, after the
-  Retry-After the API asked for;
-- tool errors: `get_weather` lets terminal errors end the run (they are caught below), while
-  `get_weather_or_explain` hands them back to the LLM, which explains them to the user. Restate's
-  own signals — suspensions and cancellations — always go up to Restate, never to the LLM;
-- the service's retry policy caps the attempts of the whole invocation: a handler that keeps
-  failing (ask about Denver) ends after 5 attempts instead of retrying forever.
+Each LLM call gets at most 3 attempts (`RunOptions`), then fails with a terminal error that the
+handler turns into an answer. Tool errors: `run` lets a terminal one (an unknown city) end the
+agent run, `run_with_explanations` hands it to the LLM to explain; Restate's own signals
+(suspensions, cancellations) always go to Restate. The service's retry policy ends a handler that
+keeps failing (ask about Denver) after 5 attempts. All of it: docs/tour.md, step 10.
 
     curl localhost:8080/ErrorHandlingAgent/run --json '{"message": "What is the weather like in Atlantis?"}'
     curl localhost:8080/ErrorHandlingAgent/run_with_explanations --json '{"message": "What is the weather like in Atlantis?"}'
+
+The first answers "The agent couldn't complete the request: Unknown location: Atlantis. ...", the
+second lets the model say it. In the UI, Denver's invocation ends after its fifth attempt.
 """
 
 from datetime import timedelta
@@ -24,13 +19,11 @@ from typing import Any
 import restate
 from agents import Agent, ModelBehaviorError, RunContextWrapper
 from restate.exceptions import is_internal_exception
-from restate.ext.openai import durable_function_tool
+from restate.ext.openai import DurableRunner, durable_function_tool
 from restate.ext.openai.functions import raise_terminal_errors
 
-from app.utils.agent_runs import run_agent
-from app.utils.llm import MODEL
-from app.utils.models import WeatherPrompt, WeatherRequest, WeatherResponse
-from app.utils.utils import fetch_weather
+from app.runtime.settings import MAX_TURNS, MODEL
+from app.utils.weather import WeatherPrompt, WeatherRequest, WeatherResponse, fetch_weather
 
 # At most 3 attempts per LLM call, the first retry after one second.
 LLM_CALL_RETRIES: restate.RunOptions[Any] = restate.RunOptions(
@@ -98,7 +91,9 @@ agent_service = restate.Service(
 
 async def answer(restate_context: restate.Context, agent: Agent[restate.Context], message: str) -> str:
     try:
-        result = await run_agent(agent, message, context=restate_context, run_options=LLM_CALL_RETRIES)
+        result = await DurableRunner.run(
+            agent, message, context=restate_context, run_options=LLM_CALL_RETRIES, max_turns=MAX_TURNS
+        )
     except restate.TerminalError as e:
         # The LLM calls ran out of attempts, the API refused the request, or a tool failed for
         # good: answer with what went wrong instead of failing the invocation.

@@ -16,14 +16,12 @@ Then the agent answers, and the UI shows the invocation going from suspended to 
 
 import restate
 from agents import Agent, RunContextWrapper
-from restate.ext.openai import durable_function_tool
+from restate.ext.openai import DurableRunner, durable_function_tool
 from restate.serde import BytesSerde
 
-from app.utils.agent_runs import run_agent
-from app.utils.llm import MODEL
-from app.utils.models import ClaimPrompt, InsuranceClaim
-from app.utils.review_inbox import pending_review
-from app.utils.utils import parse_decision
+from app.runtime.settings import LLM_RETRY, MAX_TURNS, MODEL
+from app.utils.claims import ClaimPrompt, InsuranceClaim
+from app.utils.review_inbox import parse_decision, pending_review
 
 
 @durable_function_tool
@@ -56,5 +54,11 @@ agent_service = restate.Service("HumanClaimApprovalAgent")
 
 @agent_service.handler()
 async def run(restate_context: restate.Context, prompt: ClaimPrompt) -> str:
-    result = await run_agent(claim_approval_agent, prompt.message, context=restate_context)
+    result = await DurableRunner.run(
+        claim_approval_agent,
+        prompt.message,
+        context=restate_context,
+        run_options=LLM_RETRY,
+        max_turns=MAX_TURNS,
+    )
     return str(result.final_output)

@@ -16,14 +16,12 @@ from datetime import timedelta
 
 import restate
 from agents import Agent, RunContextWrapper
-from restate.ext.openai import durable_function_tool
+from restate.ext.openai import DurableRunner, durable_function_tool
 from restate.serde import BytesSerde
 
-from app.utils.agent_runs import run_agent
-from app.utils.llm import MODEL
-from app.utils.models import ClaimPrompt, InsuranceClaim
-from app.utils.review_inbox import pending_review, seconds_from_now
-from app.utils.utils import parse_decision
+from app.runtime.settings import LLM_RETRY, MAX_TURNS, MODEL
+from app.utils.claims import ClaimPrompt, InsuranceClaim
+from app.utils.review_inbox import parse_decision, pending_review, seconds_from_now
 
 APPROVAL_TIMEOUT = timedelta(seconds=float(os.environ.get("APPROVAL_TIMEOUT_SECONDS", 3 * 60 * 60)))
 
@@ -67,5 +65,11 @@ agent_service = restate.Service("HumanClaimApprovalWithTimeoutsAgent")
 
 @agent_service.handler()
 async def run(restate_context: restate.Context, prompt: ClaimPrompt) -> str:
-    result = await run_agent(claim_approval_agent, prompt.message, context=restate_context)
+    result = await DurableRunner.run(
+        claim_approval_agent,
+        prompt.message,
+        context=restate_context,
+        run_options=LLM_RETRY,
+        max_turns=MAX_TURNS,
+    )
     return str(result.final_output)

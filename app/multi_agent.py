@@ -14,10 +14,10 @@ broken leg: approved."; State -> `last_agent_name` is `MedicalSpecialist`.
 
 import restate
 from agents import Agent, handoff
+from restate.ext.openai import DurableRunner
 
-from app.utils.agent_runs import run_agent
-from app.utils.llm import MODEL
-from app.utils.models import InsuranceClaim
+from app.runtime.settings import LLM_RETRY, MAX_TURNS, MODEL
+from app.utils.claims import InsuranceClaim
 from app.utils.session import BoundedSession
 
 medical_specialist = Agent[restate.ObjectContext](
@@ -60,11 +60,13 @@ agent_service = restate.VirtualObject("MultiAgentClaimApproval")
 async def run(restate_context: restate.ObjectContext, claim: InsuranceClaim) -> str:
     # Continue with whoever answered last for this key; a new key starts at intake.
     last_agent_name = await restate_context.get("last_agent_name", type_hint=str) or intake_agent.name
-    result = await run_agent(
+    result = await DurableRunner.run(
         agents_by_name.get(last_agent_name, intake_agent),
         f"Claim: {claim.model_dump_json(by_alias=True)}",
         context=restate_context,
         session=BoundedSession(),
+        run_options=LLM_RETRY,
+        max_turns=MAX_TURNS,
     )
     restate_context.set("last_agent_name", result.last_agent.name)
     return str(result.final_output)

@@ -17,10 +17,10 @@ does the race fail, with a terminal error naming each failure.
 
 import restate
 from agents import Agent
+from restate.ext.openai import DurableRunner
 
-from app.utils.agent_runs import run_agent
-from app.utils.llm import MODEL
-from app.utils.models import InsuranceClaim
+from app.runtime.settings import LLM_RETRY, MAX_TURNS, MODEL
+from app.utils.claims import InsuranceClaim
 from app.utils.sub_agents import run_eligibility_agent, run_fraud_agent, run_rate_comparison_agent
 
 decision_agent = Agent[restate.Context](
@@ -41,11 +41,13 @@ async def run(restate_context: restate.Context, claim: InsuranceClaim) -> str:
     fraud = restate_context.service_call(run_fraud_agent, arg=claim)
     await restate.gather(eligibility, cost, fraud)
 
-    result = await run_agent(
+    result = await DurableRunner.run(
         decision_agent,
         f"Decide about the claim {claim.model_dump_json(by_alias=True)}. Analyses: "
         f"eligibility: {await eligibility}; cost: {await cost}; fraud: {await fraud}",
         context=restate_context,
+        run_options=LLM_RETRY,
+        max_turns=MAX_TURNS,
     )
     return str(result.final_output)
 

@@ -13,12 +13,10 @@ then the agent decides from their results.
 
 import restate
 from agents import Agent, RunContextWrapper
-from restate.ext.openai import durable_function_tool
+from restate.ext.openai import DurableRunner, durable_function_tool
 
-from app.utils.agent_runs import run_agent
-from app.utils.llm import MODEL
-from app.utils.models import InsuranceClaim
-from app.utils.utils import check_eligibility, check_fraud, compare_to_standard_rates
+from app.runtime.settings import LLM_RETRY, MAX_TURNS, MODEL
+from app.utils.claims import InsuranceClaim, check_eligibility, check_fraud, compare_to_standard_rates
 
 
 @durable_function_tool
@@ -47,9 +45,11 @@ agent_service = restate.Service("ParallelToolClaimAgent")
 
 @agent_service.handler()
 async def run(restate_context: restate.Context, claim: InsuranceClaim) -> str:
-    result = await run_agent(
+    result = await DurableRunner.run(
         parallel_tools_agent,
         f"Analyze the claim {claim.model_dump_json(by_alias=True)}",
         context=restate_context,
+        run_options=LLM_RETRY,
+        max_turns=MAX_TURNS,
     )
     return str(result.final_output)

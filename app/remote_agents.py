@@ -14,11 +14,10 @@ exclusive handler runs per key at a time), a deadlock.
 
 import restate
 from agents import Agent, RunContextWrapper
-from restate.ext.openai import durable_function_tool
+from restate.ext.openai import DurableRunner, durable_function_tool
 
-from app.utils.agent_runs import run_agent
-from app.utils.llm import MODEL
-from app.utils.models import InsuranceClaim
+from app.runtime.settings import LLM_RETRY, MAX_TURNS, MODEL
+from app.utils.claims import InsuranceClaim
 from app.utils.sub_agents import run_eligibility_agent, run_fraud_agent
 
 
@@ -47,9 +46,11 @@ remote_agent_service = restate.Service("RemoteMultiAgentClaimApproval")
 
 @remote_agent_service.handler()
 async def run(restate_context: restate.Context, claim: InsuranceClaim) -> str:
-    result = await run_agent(
+    result = await DurableRunner.run(
         claim_approval_coordinator,
         f"Claim: {claim.model_dump_json(by_alias=True)}",
         context=restate_context,
+        run_options=LLM_RETRY,
+        max_turns=MAX_TURNS,
     )
     return str(result.final_output)

@@ -12,14 +12,12 @@ the command printed in the service log (`... --json 'true'`).
 
 import restate
 from agents import Agent, RunContextWrapper
-from restate.ext.openai import durable_function_tool
+from restate.ext.openai import DurableRunner, durable_function_tool
 from restate.serde import BytesSerde
 
-from app.utils.agent_runs import run_agent
-from app.utils.llm import MODEL
-from app.utils.models import ClaimPrompt, InsuranceClaim
-from app.utils.review_inbox import pending_review
-from app.utils.utils import parse_decision
+from app.runtime.settings import LLM_RETRY, MAX_TURNS, MODEL
+from app.utils.claims import ClaimPrompt, InsuranceClaim
+from app.utils.review_inbox import parse_decision, pending_review
 
 # The sub-workflow: a plain Restate service with its own journal, usable by any agent or service.
 human_approval_workflow = restate.Service("HumanApprovalWorkflow")
@@ -59,5 +57,11 @@ agent_service = restate.Service("SubWorkflowClaimApprovalAgent")
 
 @agent_service.handler()
 async def run(restate_context: restate.Context, prompt: ClaimPrompt) -> str:
-    result = await run_agent(sub_workflow_agent, prompt.message, context=restate_context)
+    result = await DurableRunner.run(
+        sub_workflow_agent,
+        prompt.message,
+        context=restate_context,
+        run_options=LLM_RETRY,
+        max_turns=MAX_TURNS,
+    )
     return str(result.final_output)

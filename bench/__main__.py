@@ -31,7 +31,6 @@ from bench.common import (
     CpuMeter,
     closed_loop,
     ingress_client,
-    interleaved,
     interleaved_with_cpu,
     rss_mb,
     stack_pids,
@@ -118,18 +117,24 @@ class Bench:
         runs, warmup = (40, 5) if self.quick else (200, 20)
         self.stack.llm.latency(0)
 
-        async def measure() -> dict[str, list[float]]:
-            async with self.client(1) as client:
-                calls = {
-                    "plain": self.plain,
-                    "durable": lambda: self.durable(client),
-                    "noop": lambda: self.durable(client, "BenchNoop/run", None),
-                }
-                return await interleaved(calls, runs, warmup)
-
-        samples = await measure()
+        tour_endpoint = {name: pid for name, pid in self.pids().items() if name.startswith("endpoint")}
+        async with self.client(1) as client:
+            calls = {
+                "plain": self.plain,
+                "durable": lambda: self.durable(client),
+                "noop": lambda: self.durable(client, "BenchNoop/run", None),
+            }
+            # CPU per run: the plain agent's is this process's; a durable run's is the tour
+            # endpoint's (every worker), including the cost ledger's invocation that the run sends,
+            # which lands after the answer: hence the longer settle.
+            pids_of = {
+                "plain": {"plain": os.getpid()},
+                "durable": {**tour_endpoint, "server": self.stack.server.pid},
+            }
+            samples, cpu = await interleaved_with_cpu(calls, pids_of, runs, warmup, settle_s=0.05)
         stats = {name: summary(values) for name, values in samples.items()}
         plain, durable, noop = (stats[k]["median_ms"] for k in ("plain", "durable", "noop"))
+        endpoint_cpu = sum(ms for name, ms in cpu["durable"].items() if name.startswith("endpoint"))
         return {
             "plain_ms": plain,
             "durable_ms": durable,
@@ -137,6 +142,11 @@ class Bench:
             "ratio": round(durable / plain, 2),
             "overhead_ms": round(durable - plain, 2),
             "per_step_ms": round((durable - plain - noop) / JOURNALED_STEPS, 2),
+            "endpoint_cpu_ms_per_run": {
+                "plain": round(cpu["plain"]["plain"], 2),
+                "durable": round(endpoint_cpu, 2),
+            },
+            "server_cpu_ms_per_run": round(cpu["durable"]["server"], 2),
             "latency": stats,
             "llm_latency_ms": 0,
         }

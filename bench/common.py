@@ -113,23 +113,6 @@ class CpuMeter:
         }
 
 
-async def interleaved(
-    calls: Mapping[str, Callable[[], Awaitable[Any]]], runs: int, warmup: int
-) -> dict[str, list[float]]:
-    """Latency of each kind of call, one call at a time, the kinds taking turns: whatever else the
-    machine does during the measurement, it weighs on all of them alike."""
-    for _ in range(warmup):
-        for call in calls.values():
-            await call()
-    samples: dict[str, list[float]] = {name: [] for name in calls}
-    for _ in range(runs):
-        for name, call in calls.items():
-            started = time.perf_counter()
-            await call()
-            samples[name].append(time.perf_counter() - started)
-    return samples
-
-
 async def interleaved_with_cpu(
     calls: Mapping[str, Callable[[], Awaitable[Any]]],
     pids_of: Mapping[str, dict[str, int]],
@@ -137,7 +120,9 @@ async def interleaved_with_cpu(
     warmup: int,
     settle_s: float = 0.005,
 ) -> tuple[dict[str, list[float]], dict[str, dict[str, float]]]:
-    """`interleaved`, and what each kind of call costs the processes named for it in `pids_of`:
+    """Latency of each kind of call, one call at a time, the kinds taking turns (whatever else the
+    machine does during the measurement weighs on all of them alike), and what each kind of call
+    costs the processes named for it in `pids_of`:
     CPU milliseconds per call, read from /proc around each call (plus `settle_s` for the work a
     process finishes after answering). Measured around the same calls as the latencies, so a busy
     machine weighs on all kinds alike here too."""

@@ -14,8 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from dev.harness import Tour
-from dev.misbehaviour import CASES, approving_reviews, call
 from dev.offline_llm.answers import MISBEHAVIOURS
+from tests.runtime.misbehaviour_cases import CASES, approving_reviews, call
 
 
 def one_at_a_time(stack: Tour, behaviour: str) -> tuple[dict[str, int], dict[str, int]]:

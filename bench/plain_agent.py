@@ -6,8 +6,7 @@ import asyncio
 from agents import Agent, Runner, function_tool, set_default_openai_client, set_tracing_disabled
 from openai import AsyncOpenAI
 
-from app.utils.models import WeatherRequest, WeatherResponse
-from app.utils.utils import fetch_weather
+from app.utils.weather import WeatherRequest, WeatherResponse, fetch_weather
 
 
 @function_tool

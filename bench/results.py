@@ -193,7 +193,17 @@ def _overhead(ov: dict[str, Any]) -> str:
         + _latency_table(ov["latency"], ["plain", "durable", "noop"])
         + f"\nDurable / plain: **{ov['ratio']}x**; overhead {ov['overhead_ms']} ms per run, "
         f"{ov['per_step_ms']} ms per journaled step beyond the no-op invocation "
-        "((durable − plain − noop) / 3 steps).\n"
+        "((durable − plain − noop) / 3 steps).\n" + _cpu_per_run(ov)
+    )
+
+
+def _cpu_per_run(ov: dict[str, Any]) -> str:
+    if not (cpu := ov.get("endpoint_cpu_ms_per_run")):
+        return ""
+    return (
+        f"\nCPU per run: the plain agent {cpu['plain']} ms; the durable run {cpu['durable']} ms of the "
+        f"endpoint (its LLM calls, tool step and journal, and the cost ledger's invocation) and "
+        f"{ov['server_cpu_ms_per_run']} ms of the Restate Server.\n"
     )
 
 

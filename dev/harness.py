@@ -123,7 +123,7 @@ class Tour:
         self.start_web()
 
     def admin_urls(self) -> str:
-        """Where the endpoint announces that it is back (see app/utils/recovery.py)."""
+        """Where the endpoint announces that it is back (see app/runtime/recovery.py)."""
         return self.admin.url
 
     @property
@@ -241,6 +241,38 @@ class Tour:
             for c in self.llm.stats()["calls"]
             if c["api"] in ("responses", "chat") and containing in c.get("input", "")
         ]
+
+    def llm_calls_of(self, agent: str, since: int = 0) -> list[dict[str, Any]]:
+        """The stand-in's log of LLM requests after `since` (see `llm_seq`) by the agent whose
+        instructions start with `agent`."""
+        return [
+            c
+            for c in self.llm.stats()["calls"]
+            if c["seq"] > since and c["api"] in ("responses", "chat") and c.get("agent", "").startswith(agent)
+        ]
+
+    def llm_seq(self) -> int:
+        """The number of the stand-in's latest request (0 before the first)."""
+        calls = self.llm.stats()["calls"]
+        return int(calls[-1]["seq"]) if calls else 0
+
+    def sends(self, invocation_id: str) -> list[str]:
+        """The targets (`Service/key/handler`, or `Service/handler`) of the invocation's journaled
+        one-way calls, in journal order."""
+        rows = self.admin.query(
+            f"SELECT entry_lite_json FROM sys_journal WHERE id = '{invocation_id}' "
+            "AND entry_type = 'Command: OneWayCall' ORDER BY index"
+        )
+        targets = []
+        for row in rows:
+            target = json.loads(row["entry_lite_json"])["Command"]["OneWayCall"]["invocation_target"]
+            (kind, t), *_ = target.items()
+            targets.append("/".join([t["name"], *([t["key"]] if kind != "Service" else []), t["handler"]]))
+        return targets
+
+    def run_steps(self, invocation_id: str) -> list[str]:
+        """The names of the invocation's durable steps (`ctx.run`), in journal order."""
+        return [row["name"] for row in self.journal(invocation_id) if row["entry_type"] == "Command: Run"]
 
     def review_requests(self, marker: str) -> list[tuple[str, str]]:
         """(approve, reject) commands printed in the endpoint log for claims whose line has `marker`."""

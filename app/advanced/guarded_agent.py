@@ -1,31 +1,16 @@
 """Guardrails: checks around an agent, each backed by its own small agent, all of it durable.
 
-`GuardedClaimAgent` decides insurance claims between two guardrails (Agents SDK guardrails):
+`GuardedClaimAgent` decides claims between an input guardrail (`is_insurance_claim`: is the
+message a claim at all? run before the claim agent's first LLM call) and an output guardrail
+(`within_policy_limit`: the answer never promises more than POLICY_LIMIT, default 10000; the
+comparison is code, not the model's opinion). The guardrail agents run with `DurableRunner.run`
+too, so their verdicts are journaled `call LLM` steps: a retry or a crash never asks again, and a
+tripped guardrail ends the invocation with a terminal HTTP 422 naming it (docs/beyond-the-tour.md).
 
-- input, `is_insurance_claim`: is the message an insurance claim at all? Runs before the claim
-  agent's first LLM call (`run_in_parallel=False`), so a message that is not a claim costs one
-  small LLM call and the claim agent is never asked.
-- output, `within_policy_limit`: the answer never promises more than the policy limit
-  (POLICY_LIMIT, default 10000). The small agent reads the answer and reports the amount it
-  promises; the comparison with the limit is code, not the model's opinion.
-
-Each guardrail agent runs through `run_agent` like every other agent, so its LLM call is a
-journaled `call LLM` step of the same invocation: a retry, a crash or a replay reads its verdict
-from the journal and never asks again. (A plain `Runner.run` inside a guardrail would call the
-model outside the journal: the durable model provider is installed per run, by `DurableRunner`.)
-A tripped guardrail ends the invocation with a terminal error, HTTP 422, naming the guardrail
-(`run_agent` translates the Agents SDK's tripwire exceptions): it is never retried, since asking
-again would get the same journaled verdict.
-
-    curl localhost:8080/GuardedClaimAgent/run --json '{"message": "Process my hospital bill of 3000USD for a broken leg."}'
-        -> "I reviewed the claim of 3,000 USD for broken leg: approved."
     curl localhost:8080/GuardedClaimAgent/run --json '{"message": "What is the capital of France?"}'
         -> 422 Input guardrail 'is_insurance_claim' tripped: The message describes no loss, damage or bill to reimburse.
-    curl localhost:8080/GuardedClaimAgent/run --json '{"message": "Process my hospital bill of 50000USD for a broken leg."}'
-        -> 422 Output guardrail 'within_policy_limit' tripped: the answer promises 50,000, more than the policy limit of 10,000.
 
-The UI shows one `call LLM` step for the input guardrail, one for the claim agent and one for
-the output guardrail.
+The UI shows one `call LLM` step for each guardrail agent and one for the claim agent.
 """
 
 import os
@@ -40,10 +25,10 @@ from agents import (
     output_guardrail,
 )
 from pydantic import BaseModel, Field
+from restate.ext.openai import DurableRunner
 
-from app.utils.agent_runs import run_agent
-from app.utils.llm import MODEL
-from app.utils.models import ClaimPrompt
+from app.runtime.settings import LLM_RETRY, MAX_TURNS, MODEL
+from app.utils.claims import ClaimPrompt
 
 # The most a claim may pay out. The claim agent is not told: the output guardrail enforces it.
 POLICY_LIMIT = float(os.environ.get("POLICY_LIMIT", "10000"))
@@ -83,8 +68,10 @@ async def is_insurance_claim(
     agent: Agent[restate.Context],
     input: str | list[TResponseInputItem],
 ) -> GuardrailFunctionOutput:
-    # run_agent: the guardrail agent's LLM call is journaled too.
-    result = await run_agent(claim_check_agent, input, context=wrapper.context)
+    # DurableRunner.run: the guardrail agent's LLM call is journaled too.
+    result = await DurableRunner.run(
+        claim_check_agent, input, context=wrapper.context, run_options=LLM_RETRY, max_turns=MAX_TURNS
+    )
     check = result.final_output_as(ClaimCheck)
     return GuardrailFunctionOutput(output_info=check.reason, tripwire_triggered=not check.is_insurance_claim)
 
@@ -113,7 +100,9 @@ payout_check_agent = guardrail_agent(
 async def within_policy_limit(
     wrapper: RunContextWrapper[restate.Context], agent: Agent[restate.Context], output: str
 ) -> GuardrailFunctionOutput:
-    result = await run_agent(payout_check_agent, str(output), context=wrapper.context)
+    result = await DurableRunner.run(
+        payout_check_agent, str(output), context=wrapper.context, run_options=LLM_RETRY, max_turns=MAX_TURNS
+    )
     check = result.final_output_as(PayoutCheck)
     promised = check.promised_amount
     if promised is not None and promised > POLICY_LIMIT:
@@ -138,5 +127,11 @@ agent_service = restate.Service("GuardedClaimAgent")
 
 @agent_service.handler()
 async def run(restate_context: restate.Context, prompt: ClaimPrompt) -> str:
-    result = await run_agent(guarded_claim_agent, prompt.message, context=restate_context)
+    result = await DurableRunner.run(
+        guarded_claim_agent,
+        prompt.message,
+        context=restate_context,
+        run_options=LLM_RETRY,
+        max_turns=MAX_TURNS,
+    )
     return str(result.final_output)

@@ -1,16 +1,11 @@
 """An interruptible agent: new input cancels the running task and restarts it, history kept.
 
 `InterruptibleAgent` is a Virtual Object, one per task (the key). `run` works on the task with the
-conversation in the object's session. `interrupt` is a shared handler, so it is not queued behind
-the running `run`: it cancels that invocation (a Restate cancellation: the run stops at its next
-step, and what it journaled stays), and starts a new `run` with the new instructions, which
-sees the whole conversation so far.
-
-Interrupts of one task take turns in `InterruptibleAgentRuns` (same key, exclusive handlers, only
-called by this module), which knows the one run that is wanted: the latest instructions win.
-Two interrupts at the same moment start one run that does the work, not two: the second cancels
-the run the first one queued before it could start, and a run that an interrupt superseded
-before it began ends without working.
+conversation in the object's session. `interrupt` is shared, so it is not queued behind the
+running `run`: it cancels that invocation (it stops at its next step, keeping what it journaled)
+and starts a new `run` that sees the whole conversation. Interrupts of one task take turns in
+`InterruptibleAgentRuns`, which knows the one run that is wanted: the latest instructions win,
+and two interrupts at once start one run, not two (docs/beyond-the-tour.md).
 
     curl localhost:8080/InterruptibleAgent/report-1/run/send --json '{"message": "Write a short report about durable execution."}'
     curl localhost:8080/InterruptibleAgent/report-1/interrupt --json '{"message": "Make it about AI agents instead."}'
@@ -23,11 +18,11 @@ from typing import Any, ClassVar
 
 import restate
 from agents import Agent
+from restate.ext.openai import DurableRunner
 from restate.ext.openai.session import RestateSession
 
-from app.utils.agent_runs import run_agent
-from app.utils.contract import RequestModel, message_field
-from app.utils.llm import MODEL
+from app.runtime.request_models import RequestModel, message_field
+from app.runtime.settings import LLM_RETRY, MAX_TURNS, MODEL
 from app.utils.session import BoundedSession
 
 
@@ -61,7 +56,14 @@ async def run(restate_context: restate.ObjectContext, task: TaskInput) -> str:
     if not await restate_context.object_call(begin_run, key=restate_context.key(), arg=run_id):
         raise restate.TerminalError("Superseded by a later interrupt before it started", status_code=409)
     try:
-        result = await run_agent(task_agent, task.message, context=restate_context, session=BoundedSession())
+        result = await DurableRunner.run(
+            task_agent,
+            task.message,
+            context=restate_context,
+            session=BoundedSession(),
+            run_options=LLM_RETRY,
+            max_turns=MAX_TURNS,
+        )
     except restate.TerminalError:
         restate_context.object_send(
             end_run, key=restate_context.key(), arg=run_id

@@ -1,55 +1,28 @@
-"""An exactly-once cost ledger: every LLM call of every agent, counted once, priced.
+"""An exactly-once cost ledger: every LLM call of every agent, counted once, priced when read.
 
-The Virtual Object `LlmUsage` keeps the tokens spent per model, under the name of the service
-that made the calls (`LlmUsage/WeatherAgent`) and, for Virtual Objects and workflows, under
-`service/key` too (`LlmUsage/Chat%2Falice`: the `/` of the key is written %2F in a URL).
-
-Recording is a journaled one-way call (`restate_context.object_send`) made right after each journaled LLM
-call: by `run_agent` (app/utils/agent_runs.py) for every agent, from the Agents SDK's
-`on_llm_end` hook, and by the manual loop after its `LLM call` step. The numbers come from the
-journaled response (its `usage`), so:
-
-- a replay (after a crash, a suspension or a retried attempt) makes the same send again, and
-  Restate recognises it as the one already in the journal: counted once;
-- a call that was made is recorded as soon as its answer is journaled, even if the invocation
-  crashes right after: the send is part of the journal, and the ledger's own invocation runs on
-  its own.
-
-An answer the API delivered but the agent refuses (cut off at the token limit, withheld by the
-content filter: see `check_answer` in app/utils/llm.py) ends the invocation with a terminal
-error, and is billed all the same. Its usage travels in the error's metadata, which Restate
-journals with the failure; `run_agent` and the manual loop record it from there, as a call and as
-a `failed_calls`, exactly once like any other.
-
-The limit: an LLM request whose answer never reached the journal (a timeout, a connection cut by
-a crash, an error after the API did the work) is not counted, though the API may bill it. No
-hook sees it, and its usage is unknown anyway.
-
-Cost is computed when the ledger is read, from the price table LLM_PRICES (JSON, USD per million
-tokens; default below, OpenAI's list prices for the models the tour uses): change the table and
-the totals are priced anew. A model without a price counts tokens, and is listed in `unpriced`.
+`LlmUsage` keeps the tokens spent per model under the name of the service that made the calls
+(`LlmUsage/WeatherAgent`) and, for Virtual Objects and workflows, under `service/key` too
+(`LlmUsage/Chat%2Falice`). Every agent run sends its tally here once, when it ends: one journaled
+one-way call, made by the endpoint's agent runner (app/runtime/agent_runs.py) and by the manual
+loop. How a crash, a replay or a cut-off answer is counted: docs/beyond-the-tour.md.
 
     curl localhost:8080/WeatherAgent/run --json '{"message": "What is the weather like in San Francisco?"}'
     curl localhost:8080/LlmUsage/WeatherAgent/get
-        -> {"calls": 2, "failed_calls": 0, "input_tokens": 157, "output_tokens": 124, "cost_usd": 0.001306,
-            "models": {"gpt-4.1": {"calls": 2, "failed_calls": 0, "input_tokens": 157, "output_tokens": 124,
-                                   "cost_usd": 0.001306}},
-            "unpriced": []}
-    (after that one run, with the offline model)
+        -> {"calls": 2, "failed_calls": 0, "input_tokens": 157, "output_tokens": 124, "cost_usd": 0.001306, ...}
 
 `record` is ingress-private: only the agents' invocations write to the ledger.
 """
 
 import json
 import os
-from typing import Any, ClassVar, NoReturn
+from typing import Any, ClassVar
 
 import restate
 from pydantic import Field
 from restate.server_context import ServerInvocationContext
 
-from app.utils.contract import RequestModel, ShortText
-from app.utils.llm import billed_usage
+from app.runtime.request_models import RequestModel, ShortText
+from app.runtime.usage import Usage
 
 # USD per million tokens.
 DEFAULT_PRICES: dict[str, dict[str, float]] = {
@@ -83,28 +56,40 @@ PRICES = price_table()  # read once, at start: a bad table stops the endpoint wi
 llm_usage = restate.VirtualObject("LlmUsage")
 
 
-class LlmCall(RequestModel):
-    """One LLM call, as its journaled response reported it."""
+class ModelCalls(RequestModel):
+    """The LLM calls of one model, as their journaled responses reported them."""
+
+    calls: int = Field(ge=0, description="Calls answered, including billed but refused ones.")
+    failed_calls: int = Field(default=0, ge=0, description="Billed, but the answer was refused (cut off).")
+    input_tokens: int = Field(ge=0, description="Tokens of the prompts.")
+    output_tokens: int = Field(ge=0, description="Tokens of the answers.")
+
+
+class RunUsage(RequestModel):
+    """What one agent run spent, per model; `key`: the calling object's key, counted there too."""
 
     EXAMPLES: ClassVar[list[dict[str, Any]]] = [
-        {"model": "gpt-4.1", "input_tokens": 120, "output_tokens": 30}
+        {"models": {"gpt-4.1": {"calls": 2, "input_tokens": 157, "output_tokens": 124}}}
     ]
 
-    model: ShortText = Field(description="The model that was asked, e.g. gpt-4.1.")
-    input_tokens: int = Field(ge=0, description="Tokens of the prompt.")
-    output_tokens: int = Field(ge=0, description="Tokens of the answer.")
-    failed: bool = Field(default=False, description="Billed, but the answer was refused (cut off).")
+    models: dict[ShortText, ModelCalls] = Field(max_length=100)
+    key: str | None = Field(default=None, max_length=1000)
 
 
 @llm_usage.handler(ingress_private=True)
-async def record(restate_context: restate.ObjectContext, call: LlmCall) -> None:
+async def record(restate_context: restate.ObjectContext, usage: RunUsage) -> None:
     models: dict[str, dict[str, int]] = await restate_context.get("models", type_hint=dict) or {}
-    totals = models.setdefault(call.model, {"calls": 0, "input_tokens": 0, "output_tokens": 0})
-    totals["calls"] += 1
-    totals["failed_calls"] = totals.get("failed_calls", 0) + int(call.failed)
-    totals["input_tokens"] += call.input_tokens
-    totals["output_tokens"] += call.output_tokens
+    for name, spent in usage.models.items():
+        totals = models.setdefault(name, {"calls": 0, "input_tokens": 0, "output_tokens": 0})
+        totals["calls"] += spent.calls
+        totals["failed_calls"] = totals.get("failed_calls", 0) + spent.failed_calls
+        totals["input_tokens"] += spent.input_tokens
+        totals["output_tokens"] += spent.output_tokens
     restate_context.set("models", models)
+    if usage.key is not None:
+        # Under `service/key` too: sent from here, so the agent's journal holds one entry per run.
+        per_key = RunUsage(models=usage.models)
+        restate_context.object_send(record, key=f"{restate_context.key()}/{usage.key}", arg=per_key)
 
 
 def cost(totals: dict[str, int], price: dict[str, float] | None) -> float | None:
@@ -133,39 +118,17 @@ async def get(restate_context: restate.ObjectSharedContext) -> dict[str, Any]:
     }
 
 
-# --- recording, from the invocation that made the call --------------------------------------------
+# --- recording, from the invocation that made the calls ---------------------------------------------
 
 
-def ledger_keys(restate_context: restate.Context) -> list[str]:
-    """`[service]`, or `[service, service/key]` for a Virtual Object or a workflow."""
+def record_usage(restate_context: restate.Context, usage: Usage) -> None:
+    """Send a finished run's tally to the ledger: one journaled one-way call, made once per run
+    (none for a run that made no LLM call)."""
+    if not usage:
+        return
     if not isinstance(restate_context, ServerInvocationContext):
         raise TypeError(f"not the context of a running invocation: {type(restate_context).__name__}")
     service = restate_context.handler.service_tag  # the handler this invocation runs
-    return (
-        [service.name]
-        if service.kind == "service"
-        else [service.name, f"{service.name}/{restate_context.key()}"]
-    )
-
-
-def record_llm_call(
-    restate_context: restate.Context,
-    model: str,
-    input_tokens: int,
-    output_tokens: int,
-    failed: bool = False,
-) -> None:
-    """Count one journaled LLM call: a journaled one-way send per ledger key, made once per call."""
-    call = LlmCall(model=model, input_tokens=input_tokens, output_tokens=output_tokens, failed=failed)
-    for key in ledger_keys(restate_context):
-        restate_context.object_send(record, key=key, arg=call)
-
-
-def reraise_counting_bill(restate_context: restate.Context, error: restate.TerminalError) -> NoReturn:
-    """Raise on the terminal error an LLM step failed with, after counting the refused answer it
-    carries if the API billed it (see the docstring); then without the bill, so that no caller
-    (another agent run, a calling service) counts it again."""
-    if (billed := billed_usage(error)) is None:
-        raise error
-    record_llm_call(restate_context, *billed, failed=True)
-    raise restate.TerminalError(error.message, error.status_code) from error
+    key = None if service.kind == "service" else restate_context.key()
+    models = {name: ModelCalls(**totals) for name, totals in usage.items()}
+    restate_context.object_send(record, key=service.name, arg=RunUsage(models=models, key=key))

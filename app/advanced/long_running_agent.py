@@ -1,25 +1,17 @@
 """A long-running agent: checks a city's weather on a schedule, with a durable log.
 
 `ScheduledAgent` is a Virtual Object, one per watch (the key). `start` schedules the first `check`;
-each `check` runs the WeatherAgent, appends its report to the object's log, and schedules the
-next `check` with a delayed durable send. The schedule lives in Restate, not in a process: the
-endpoint can crash or be redeployed and the server restarted, and the checks go on.
-
-- No drift: each check is planned at start + n × interval, and the next delay is computed from
-  that plan, not from when the previous check happened to finish.
-- No burst after downtime: when the endpoint or the server was down for many intervals, the
-  check that was due runs once when it is back; the missed ones are skipped, not fired back to
-  back, and the next one is the plan's first in the future.
-- No doubling: one chain of checks per watch. `start` on a running watch changes nothing; the
-  state names the one `check` invocation the chain waits for, and any other ends at once.
-  `check` is ingress-private: only the schedule calls it.
-- A check that fails for good (an unknown city) is logged as failed, and the watch goes on.
-- `stop` works even while a check is stuck (a weather API that keeps failing): it is a shared
-  handler, so it is not queued behind that check; it cancels it, and the scheduled next one.
+each `check` runs the WeatherAgent, appends its report to the object's log, and schedules the next
+with a delayed durable send: the schedule lives in Restate, not in a process. No drift (each check
+is planned at start + n x interval), no burst after downtime (missed checks are skipped, the due
+one runs once), no doubling (one chain per watch; `check` is ingress-private), and `stop` works
+even while a check is stuck (docs/beyond-the-tour.md).
 
     curl localhost:8080/ScheduledAgent/sf/start --json '{"city": "San Francisco", "interval_seconds": 10}'
     curl localhost:8080/ScheduledAgent/sf/status
     curl -X POST localhost:8080/ScheduledAgent/sf/stop
+
+In the UI, a `check` invocation every 10 seconds, each scheduled by the one before it.
 """
 
 import math
@@ -28,10 +20,11 @@ from typing import Any, ClassVar
 
 import restate
 from pydantic import BaseModel, Field
+from restate.ext.openai import DurableRunner
 
 from app.durable_agent import weather_agent
-from app.utils.agent_runs import run_agent
-from app.utils.contract import MAX_FIELD_CHARS, RequestModel
+from app.runtime.request_models import MAX_FIELD_CHARS, RequestModel
+from app.runtime.settings import LLM_RETRY, MAX_TURNS
 
 LOG_LENGTH = 50  # the most recent reports kept in state
 
@@ -83,8 +76,12 @@ async def check(restate_context: restate.ObjectContext, tick: Tick) -> None:
     config = WatchRequest.model_validate(await restate_context.get("config", type_hint=dict))
 
     try:
-        result = await run_agent(
-            weather_agent, f"What is the weather like in {config.city}?", context=restate_context
+        result = await DurableRunner.run(
+            weather_agent,
+            f"What is the weather like in {config.city}?",
+            context=restate_context,
+            run_options=LLM_RETRY,
+            max_turns=MAX_TURNS,
         )
         report = str(result.final_output)
     except restate.TerminalError as e:

@@ -1,16 +1,15 @@
 """Manual agent loop: your own loop over the OpenAI API, every step durable.
 
 No agent framework: the loop calls chat completions, runs the tools the model asks for, and
-stops when the model answers. Each LLM call is a durable step with a bounded number of attempts,
-and the tool calls of one turn run in parallel, each as its own durable step (`restate.gather`).
-After a crash the loop replays from the journal: no LLM call and no finished tool call is made
-twice. From here, add what you need between steps: approvals, state, custom stop conditions.
+stops when the model answers (or after MAX_TURNS calls). Each LLM call is a durable step with
+bounded attempts, and the tool calls of one turn run in parallel, each its own durable step
+(`restate.gather`): after a crash no LLM call and no finished tool call is made twice. From here,
+add what you need between steps: approvals, state, custom stop conditions.
 
     curl localhost:8080/ManualLoopAgent/run --json '{"message": "What is the weather like in New York and San Francisco?"}'
 
-The UI shows the turns: `LLM call`, then two `Get weather` steps side by side, then the final
-`LLM call`; after each `LLM call`, the one-way call that records it in the cost ledger
-(app/advanced/llm_usage.py).
+The UI shows `LLM call`, two `Get weather` steps side by side, `LLM call`, then the one-way call
+that sends the run's usage to the cost ledger (app/advanced/llm_usage.py).
 """
 
 import json
@@ -22,11 +21,11 @@ from openai import pydantic_function_tool
 from openai.types.chat import ChatCompletion, ChatCompletionMessageFunctionToolCall
 from pydantic import ValidationError
 
-from app.advanced.llm_usage import record_llm_call, reraise_counting_bill
-from app.utils.agent_runs import MAX_TURNS
-from app.utils.llm import LLM_RETRY, MODEL, ModelMisbehaved, openai_client
-from app.utils.models import MultiWeatherPrompt, WeatherRequest
-from app.utils.utils import fetch_weather
+from app.advanced.llm_usage import record_usage
+from app.runtime.llm_client import ModelMisbehaved, openai_client
+from app.runtime.settings import LLM_RETRY, MAX_TURNS, MODEL
+from app.runtime.usage import UsageTally
+from app.utils.weather import MultiWeatherPrompt, WeatherRequest, fetch_weather
 
 TOOLS = [
     pydantic_function_tool(
@@ -54,9 +53,20 @@ def check_call(call: ChatCompletionMessageFunctionToolCall) -> WeatherRequest | 
 
 @manual_loop_agent.handler()
 async def run(restate_context: restate.Context, prompt: MultiWeatherPrompt) -> str:
+    usage = UsageTally()  # the run's LLM calls, from the journal: sent to the cost ledger once, at the end
+    try:
+        answer = await agent_loop(restate_context, prompt.message, usage)
+    except restate.TerminalError:
+        record_usage(restate_context, usage.models)
+        raise
+    record_usage(restate_context, usage.models)
+    return answer
+
+
+async def agent_loop(restate_context: restate.Context, message: str, usage: UsageTally) -> str:
     messages: list[Any] = [
         {"role": "system", "content": "You are a helpful agent that provides weather updates."},
-        {"role": "user", "content": prompt.message},
+        {"role": "user", "content": message},
     ]
     called: Counter[str] = Counter()
     for _ in range(MAX_TURNS):
@@ -68,15 +78,9 @@ async def run(restate_context: restate.Context, prompt: MultiWeatherPrompt) -> s
         try:
             response = await restate_context.run_typed("LLM call", call_llm, LLM_RETRY)
         except restate.TerminalError as e:
-            reraise_counting_bill(restate_context, e)  # a cut-off answer is billed too: counted
-        # Into the cost ledger: a journaled send with the journaled usage, made once per call.
-        usage = response.usage
-        record_llm_call(
-            restate_context,
-            MODEL,
-            usage.prompt_tokens if usage else 0,
-            usage.completion_tokens if usage else 0,
-        )
+            usage.reraise_counting_bill(e)  # a cut-off answer is billed too: counted
+        tokens = response.usage
+        usage.add(MODEL, tokens.prompt_tokens if tokens else 0, tokens.completion_tokens if tokens else 0)
         reply = response.choices[0].message
         tool_calls = [c for c in reply.tool_calls or [] if c.type == "function"]
         if reply.refusal:

@@ -1,24 +1,16 @@
 """MCP tools, journaled: an agent whose tools come from an MCP server, every MCP call a durable step.
 
-`McpClaimAgent` analyses a claim with the claim checks served by a small MCP server that ships
-with the project (app/utils/claim_checks_mcp.py, over stdio: the endpoint starts it once and
-shares it between invocations). The Agents SDK's MCP support turns the server's tools into tools
-of the agent; `JournaledMcpServer` puts Restate between the two:
-
-- the tool list is fetched once per invocation, as the durable step `MCP list tools`;
-- every tool call is the durable step `MCP <tool>` (e.g. `MCP check_fraud`), with bounded retries.
-
-A retry, a crash or a replay reads tool list and results from the journal: an MCP call that
-finished is never made again, and a replay does not even need the MCP server. The model calls one
-tool per turn (`parallel_tool_calls=False`): the SDK runs the calls of one turn concurrently, and
-one at a time keeps their steps in the same order on every replay.
+`McpClaimAgent` checks a claim with the tools of a small MCP server that ships with the project
+(app/utils/claim_checks_mcp.py, stdio; the endpoint starts it once and shares it).
+`JournaledMcpServer` puts Restate between the Agents SDK and the server: the tool list is the
+durable step `MCP list tools`, each tool call the durable step `MCP <tool>` with bounded retries,
+so a replay reads them from the journal and an MCP call that finished is never made again. One
+tool call per turn (`parallel_tool_calls=False`) keeps the steps in one order on every replay.
 
     curl localhost:8080/McpClaimAgent/run --json '{"date": "2024-10-01", "amount": 3000, "category": "orthopedic", "placeOfService": "General Hospital", "reason": "hospital bill for a broken leg"}'
 
-answers (with the offline model) "Decision: the claim of 3,000 USD for hospital bill for a broken
-leg is approved. Findings: check_eligibility: eligible; compare_to_standard_rates: reasonable;
-check_fraud: low risk." The UI shows `MCP list tools`, then each LLM call followed by one MCP
-step; the endpoint's log has one `[claim checks MCP]` line per check that really ran.
+The UI shows `MCP list tools`, then each `call LLM` followed by one MCP step; the endpoint's log
+has one `[claim checks MCP]` line per check that really ran.
 """
 
 import asyncio
@@ -31,11 +23,10 @@ from agents import Agent, ModelSettings
 from agents.mcp import MCPServer, MCPServerStdio
 from mcp.types import CallToolResult, GetPromptResult, ListPromptsResult, Tool
 from pydantic import BaseModel
-from restate.ext.openai import raise_terminal_errors, restate_context
+from restate.ext.openai import DurableRunner, raise_terminal_errors, restate_context
 
-from app.utils.agent_runs import run_agent
-from app.utils.llm import MODEL
-from app.utils.models import InsuranceClaim
+from app.runtime.settings import LLM_RETRY, MAX_TURNS, MODEL
+from app.utils.claims import InsuranceClaim
 
 MCP_RETRY: restate.RunOptions[Any] = restate.RunOptions(
     max_attempts=3, initial_retry_interval=timedelta(milliseconds=500)
@@ -95,7 +86,10 @@ class McpTools(BaseModel):
 
 
 class JournaledMcpServer(MCPServer):
-    """An MCP server for the Agents SDK whose tool list and tool calls are durable steps."""
+    """An MCP server for the Agents SDK whose tool list and tool calls are durable steps.
+
+    Unlike a function tool, an MCP call gets no run context from the Agents SDK: the steps reach
+    the Restate context with `restate_context()`, the invocation's own."""
 
     def __init__(self, live: ClaimChecksServer) -> None:
         # A step that failed for good ends the invocation (TerminalError), not a hint to the model.
@@ -166,9 +160,11 @@ agent_service = restate.Service("McpClaimAgent")
 
 @agent_service.handler()
 async def run(restate_context: restate.Context, claim: InsuranceClaim) -> str:
-    result = await run_agent(
+    result = await DurableRunner.run(
         mcp_claim_agent(),
         f"Analyze the claim {claim.model_dump_json(by_alias=True)}",
         context=restate_context,
+        run_options=LLM_RETRY,
+        max_turns=MAX_TURNS,
     )
     return str(result.final_output)

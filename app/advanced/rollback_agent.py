@@ -22,12 +22,21 @@ from typing import Any
 import restate
 from agents import Agent, RunContextWrapper
 from pydantic import BaseModel
-from restate.ext.openai import durable_function_tool
+from restate.ext.openai import DurableRunner, durable_function_tool
 
-from app.utils.agent_runs import run_agent
-from app.utils.llm import MODEL
-from app.utils.models import BookingPrompt, BookingResult, CarBooking, FlightBooking, HotelBooking
-from app.utils.utils import cancel_booking, confirm_booking, reserve_car, reserve_flight, reserve_hotel
+from app.runtime.settings import LLM_RETRY, MAX_TURNS, MODEL
+from app.utils.bookings import (
+    BookingPrompt,
+    BookingResult,
+    CarBooking,
+    FlightBooking,
+    HotelBooking,
+    cancel_booking,
+    confirm_booking,
+    reserve_car,
+    reserve_flight,
+    reserve_hotel,
+)
 
 Reserve = Callable[..., Coroutine[Any, Any, BookingResult]]
 
@@ -97,7 +106,9 @@ async def book(restate_context: restate.Context, prompt: BookingPrompt) -> str:
         restate_context=restate_context, booking_id=prompt.booking_id or str(restate_context.uuid())
     )
     try:
-        result = await run_agent(booking_agent, prompt.message, context=saga)
+        result = await DurableRunner.run(
+            booking_agent, prompt.message, context=saga, run_options=LLM_RETRY, max_turns=MAX_TURNS
+        )
     except restate.TerminalError:
         # Undo in reverse order, each a durable step, then fail with the original error.
         for compensate in reversed(saga.on_rollback):

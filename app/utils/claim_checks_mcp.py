@@ -2,7 +2,7 @@
 
     python -m app.utils.claim_checks_mcp     # speaks MCP on stdin/stdout; the agent starts it
 
-Three tools, the same simplified rules as the tour's claim analyses (app/utils/utils.py):
+Three tools, the same simplified rules as the tour's claim checks (app/utils/claims.py):
 `check_eligibility`, `compare_to_standard_rates`, `check_fraud`. Each call is a side effect a
 user can see: a line on stderr (the endpoint's log, since the endpoint starts this server),
 `[claim checks MCP] check_fraud of 'hospital bill for a broken leg': low risk`.
@@ -13,8 +13,7 @@ from collections.abc import Awaitable
 
 from mcp.server.mcpserver import MCPServer
 
-from app.utils.models import InsuranceClaim
-from app.utils.utils import check_eligibility, check_fraud, compare_to_standard_rates
+from app.utils.claims import InsuranceClaim, check_eligibility, check_fraud, compare_to_standard_rates
 
 server = MCPServer("claim-checks")
 

@@ -1,4 +1,4 @@
-"""The reviewers' inbox: every pending human review, durable state in Restate.
+"""Human reviews: asking for one, reading the decision, and the reviewers' inbox (steps 2-4).
 
 `ReviewInbox` is a Virtual Object with one instance (key `reviewers`); each pending review is one
 state entry, named by its awakeable id. The approval agents add a review when they ask for it and
@@ -13,6 +13,8 @@ through the ingress); the agent then removes it.
 """
 
 import contextlib
+import json
+import os
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -21,8 +23,11 @@ import restate
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
-from app.utils.models import InsuranceClaim
-from app.utils.utils import request_human_review
+from app.runtime.settings import restate_ingress_url
+from app.utils.claims import InsuranceClaim
+
+# Restate's logger stays quiet while a handler replays its journal: each line is logged once.
+logger = restate.getLogger(__name__)
 
 INBOX_KEY = "reviewers"
 
@@ -58,6 +63,41 @@ async def list_reviews(restate_context: restate.ObjectSharedContext) -> dict[str
     reviews = [await restate_context.get(key, type_hint=dict) for key in await restate_context.state_keys()]
     pending = sorted((r for r in reviews if r), key=lambda r: (r["requestedAt"], r["id"]))
     return {"reviews": pending}
+
+
+def request_human_review(claim: InsuranceClaim, awakeable_id: str) -> None:
+    """Notify a human reviewer. Here: print the commands that approve or reject, to the service log.
+
+    In a real system this would send an e-mail or a Slack message with two buttons.
+    """
+    ingress = restate_ingress_url().removeprefix("http://")
+    resolve = f"curl {ingress}/restate/awakeables/{awakeable_id}/resolve --json"
+    # `make run` says where the public web process is: the reviewers' inbox has the same two buttons.
+    web = os.environ.get("PUBLIC_WEB_URL")
+    print(
+        f"🔔 Human review requested for claim: {claim.model_dump_json(by_alias=True)}\n"
+        f"   approve: {resolve} 'true'\n"
+        f"   reject:  {resolve} 'false'" + (f"\n   or in the reviewers' inbox: {web}/reviews" if web else ""),
+        flush=True,
+    )
+
+
+def parse_decision(answer: bytes | None) -> bool | None:
+    """The reviewer's decision from the body of the resolve command: JSON `true` or `false`.
+
+    Restate's ingress accepts any body for an awakeable, so a typo (`--json 'maybe'`) arrives
+    here. It must not decide the claim, nor break the invocation: it is logged and ignored, and
+    the caller asks again.
+    """
+    try:
+        value = json.loads(answer or b"")
+    except ValueError:
+        value = None
+    if isinstance(value, bool):
+        return value
+    shown = (answer or b"").decode(errors="replace")[:80]
+    logger.warning("Ignored the answer %r to a review request: send true or false. Asking again.", shown)
+    return None
 
 
 def seconds_from_now(seconds: float) -> float:

@@ -9,10 +9,10 @@ from collections.abc import Awaitable, Callable
 
 import restate
 from agents import Agent
+from restate.ext.openai import DurableRunner
 
-from app.utils.agent_runs import run_agent
-from app.utils.llm import MODEL
-from app.utils.models import InsuranceClaim
+from app.runtime.settings import LLM_RETRY, MAX_TURNS, MODEL
+from app.utils.claims import InsuranceClaim
 
 ClaimAgentHandler = Callable[[restate.Context, InsuranceClaim], Awaitable[str]]
 
@@ -23,7 +23,13 @@ def claim_agent_service(agent: Agent[restate.Context]) -> tuple[restate.Service,
 
     @service.handler("run")
     async def run(restate_context: restate.Context, claim: InsuranceClaim) -> str:
-        result = await run_agent(agent, claim.model_dump_json(by_alias=True), context=restate_context)
+        result = await DurableRunner.run(
+            agent,
+            claim.model_dump_json(by_alias=True),
+            context=restate_context,
+            run_options=LLM_RETRY,
+            max_turns=MAX_TURNS,
+        )
         return str(result.final_output)
 
     return service, run

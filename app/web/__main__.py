@@ -13,7 +13,7 @@ import sys
 
 from hypercorn.asyncio import serve
 
-from app.utils.serving import hypercorn_config
+from app.runtime.serving import hypercorn_config
 from app.web import create_app
 
 

@@ -1,4 +1,4 @@
-"""Reading an agent's progress stream (the `AgentEvents` topic of app/advanced/streaming_agent.py).
+"""Reading an agent's progress stream (the `AgentEvents` topic of app/advanced/streaming/topic.py).
 
     GET /streams/<invocation id>                   text/event-stream: every event, until `done`
     GET /streams/<invocation id>/events?offset=N&wait=S    JSON {"events", "next_offset", "done"}

@@ -38,7 +38,7 @@ function show(event) {
 }
 
 // The text an LLM call streams: one row per attempt, growing as the deltas come. A voided
-// attempt's row is struck through: the model is writing the answer again (see streaming_agent.py).
+// attempt's row is struck through: the model is writing the answer again (see app/advanced/streaming/topic.py).
 const attempts = {}; // attempt id -> its row
 
 function text(event) {

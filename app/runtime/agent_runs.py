@@ -1,0 +1,321 @@
+"""What every agent run of the endpoint gets, whichever tour file starts it.
+
+A tour file calls `DurableRunner.run(...)` (restate.ext.openai), which calls the Agents SDK's
+`Runner.run`, which hands the run to the SDK's default agent runner. The endpoint installs
+`DurableAgentRuns` as that runner (`install_agent_runs`, in app/__main__.py), so that inside a
+Restate handler every run:
+
+- ends when the model misbehaves, answered or with a terminal error that says what the model
+  did (the table: README.md, "When the model misbehaves"); a journaled answer would fail the same
+  way on every retry, so nothing is left to Restate's retries;
+- keeps every LLM call in the journal: an agent whose model is a `Model` instance rather than a
+  name is wrapped like the named ones;
+- tallies its LLM usage from the journaled answers and sends it to the cost ledger once, when it
+  ends (one journaled one-way call per run; a run started inside another, e.g. by a guardrail,
+  adds to the outer run's tally).
+
+Outside a Restate handler (a test, a script) it is the SDK's runner, unchanged.
+"""
+
+import contextvars
+import dataclasses
+import functools
+from collections import Counter
+from typing import Any, cast
+
+from agents import (
+    Agent,
+    Handoff,
+    HandoffCallItem,
+    InputGuardrailTripwireTriggered,
+    Model,
+    ModelBehaviorError,
+    ModelProvider,
+    ModelResponse,
+    OutputGuardrailTripwireTriggered,
+    RunConfig,
+    RunErrorHandlerInput,
+    RunErrorHandlers,
+    RunResult,
+    ToolCallItem,
+    ToolCallOutputItem,
+    TResponseInputItem,
+)
+from agents.models.multi_provider import MultiProvider
+from agents.run import AgentRunner, set_default_agent_runner
+from agents.run_config import CallModelData, ModelInputData
+from restate import RunOptions, TerminalError
+from restate.exceptions import RetryableError
+from restate.ext.openai.models import State
+from restate.ext.openai.runner_wrapper import DurableModelCalls, RestateModelWrapper
+from restate.extensions import current_context
+
+from app.runtime.llm_client import ModelMisbehaved
+from app.runtime.settings import MODEL
+from app.runtime.usage import UsageRecorder, UsageTally
+
+EMPTY_ANSWER = "The model gave an empty answer (no text and no tool call)."
+
+# A request that a guardrail refuses: it cannot be processed as asked (Unprocessable Content).
+GUARDRAIL_STATUS = 422
+
+# The tally of the run in progress, shared with the runs it starts (guardrail agents).
+_run_tally: contextvars.ContextVar[UsageTally | None] = contextvars.ContextVar("run_tally", default=None)
+
+
+# --- every LLM call journaled, and tallied -------------------------------------------------------------
+
+
+class JournaledModel(RestateModelWrapper):
+    """Restate's journaled `call LLM` step, adding each journaled answer's usage to the run's tally
+    (on a replay too: the tally is rebuilt from the journal)."""
+
+    def __init__(self, model: Model, name: str, state: State, options: RunOptions[Any], tally: UsageTally):
+        super().__init__(model, state, options)
+        self.name, self.tally = name, tally
+
+    async def get_response(self, *args: Any, **kwargs: Any) -> ModelResponse:
+        try:
+            response = await super().get_response(*args, **kwargs)
+        except TerminalError as e:
+            self.tally.reraise_counting_bill(e)  # a cut-off answer is billed too: counted
+        self.tally.add(self.name, response.usage.input_tokens, response.usage.output_tokens)
+        return response
+
+
+class JournaledModels(ModelProvider):
+    """The model provider `DurableRunner.run` installed (same journal, same turnstile), with
+    `JournaledModel` calls; a `Model` instance is journaled the same way (`journaled`)."""
+
+    def __init__(self, durable: DurableModelCalls, tally: UsageTally) -> None:
+        self.durable, self.tally = durable, tally
+
+    def get_model(self, model_name: str | None) -> Model:
+        # The model, as Restate's provider finds it, before Restate wraps it: wrapped here instead.
+        model = MultiProvider.get_model(self.durable, model_name or None)
+        return self.journaled(model, model_name or MODEL)
+
+    def journaled(self, model: Model, name: str | None = None) -> Model:
+        if isinstance(model, RestateModelWrapper):
+            return model
+        durable = self.durable
+        return JournaledModel(
+            model, name or _model_name(model), durable.state, durable.llm_retry_opts, self.tally
+        )
+
+
+def _model_name(model: Any) -> str:
+    """The name behind a `Model` instance (OpenAIResponsesModel and wrappers keep it as `.model`)."""
+    for _ in range(5):
+        model = getattr(model, "model", None)
+        if isinstance(model, str):
+            return model
+    return MODEL
+
+
+def _with_journaled_models(agent: Agent[Any], models: JournaledModels) -> Agent[Any]:
+    """`agent` and its handoffs, with every `Model` instance journaled (names already are)."""
+    handoffs = [
+        _with_journaled_models(h, models) if isinstance(h, Agent) else _journaled_handoff(h, models)
+        for h in agent.handoffs
+    ]
+    model = models.journaled(agent.model) if isinstance(agent.model, Model) else agent.model
+    if model is agent.model and all(new is old for new, old in zip(handoffs, agent.handoffs, strict=True)):
+        return agent
+    return agent.clone(model=model, handoffs=handoffs)
+
+
+def _journaled_handoff(handoff: Handoff[Any, Any], models: JournaledModels) -> Handoff[Any, Any]:
+    invoke = handoff.on_invoke_handoff
+
+    async def on_invoke_handoff(*args: Any, **kwargs: Any) -> Agent[Any]:
+        return _with_journaled_models(await invoke(*args, **kwargs), models)
+
+    return dataclasses.replace(handoff, on_invoke_handoff=on_invoke_handoff)
+
+
+# --- a misbehaving model ------------------------------------------------------------------------------
+
+
+def without_nulls(data: CallModelData[Any]) -> ModelInputData:
+    """The model's input without `null` fields, as the API's schema has them: absent, not null.
+
+    A journaled LLM answer comes back from Restate with every optional field present, as `null`
+    (e.g. a function call's `namespace`), and the Agents SDK sends such items back as the next
+    turn's input; the published schema types these fields as strings.
+    """
+    items = [
+        {key: value for key, value in item.items() if value is not None} if isinstance(item, dict) else item
+        for item in data.model_data.input
+    ]
+    return ModelInputData(
+        input=cast(list[TResponseInputItem], items), instructions=data.model_data.instructions
+    )
+
+
+def describe_tool_calls(items: list[Any], known_tools: set[str]) -> str:
+    """`get_weather x10` or `unknown tool 'x' x3, get_weather x2 (invalid arguments x2)`; handoffs
+    count as the calls they are (`transfer_to_intakeagent x2`)."""
+    outputs = {
+        _raw(item, "call_id"): str(item.output) for item in items if isinstance(item, ToolCallOutputItem)
+    }
+    calls: Counter[str] = Counter()
+    invalid: Counter[str] = Counter()
+    for item in items:
+        if not isinstance(item, ToolCallItem | HandoffCallItem):
+            continue
+        name = str(_raw(item, "name") or "?")
+        calls[name] += 1
+        if outputs.get(_raw(item, "call_id"), "").startswith("An error occurred while calling the tool"):
+            invalid[name] += 1
+    parts = []
+    for name, count in calls.most_common():
+        label = name if name in known_tools else f"unknown tool {name!r}"
+        bad = f" (invalid arguments x{invalid[name]})" if invalid[name] else ""
+        parts.append(f"{label} x{count}{bad}")
+    return ", ".join(parts) or "no tool"
+
+
+def _raw(item: Any, key: str) -> Any:
+    raw = item.raw_item
+    return raw.get(key) if isinstance(raw, dict) else getattr(raw, key, None)
+
+
+def _tool_names(agent: Agent[Any]) -> set[str]:
+    names = {getattr(tool, "name", "") for tool in agent.tools}
+    for target in agent.handoffs:
+        names.add(target.tool_name if isinstance(target, Handoff) else Handoff.default_tool_name(target))
+    return names
+
+
+def _max_turns(max_turns: int | None, data: RunErrorHandlerInput[Any]) -> Any:
+    what = describe_tool_calls(data.run_data.new_items, _tool_names(data.run_data.last_agent))
+    if what == "no tool":
+        # Turns without a tool call and without an answer: an agent with an output type is asked
+        # again after an empty answer, until the turns run out.
+        raise ModelMisbehaved(EMPTY_ANSWER)
+    raise ModelMisbehaved(
+        f"The model called tools for {max_turns} turns without answering ({what}); giving up."
+    )
+
+
+def _refusal(data: RunErrorHandlerInput[Any]) -> Any:
+    refusal = getattr(data.error, "refusal", "")
+    raise ModelMisbehaved(f"The model refused to answer: {refusal!r}")
+
+
+def guardrail_tripped(
+    error: InputGuardrailTripwireTriggered | OutputGuardrailTripwireTriggered,
+) -> TerminalError:
+    """`Input guardrail 'is_insurance_claim' tripped: <reason>`, as a terminal 422: its verdict is
+    journaled, so a retry could only trip it again."""
+    kind = "Input" if isinstance(error, InputGuardrailTripwireTriggered) else "Output"
+    result = error.guardrail_result
+    info = result.output.output_info
+    reason = info if isinstance(info, str) else getattr(info, "reason", None) or "no reason given"
+    return TerminalError(
+        f"{kind} guardrail '{result.guardrail.get_name()}' tripped: {reason}", status_code=GUARDRAIL_STATUS
+    )
+
+
+def _durable_provider(agent: Agent[Any], run_config: Any) -> DurableModelCalls:
+    """The journaling model provider that `DurableRunner.run` installed; a plain `Runner.run`
+    inside a handler has none, and its LLM calls would escape the journal: refused."""
+    provider = getattr(run_config, "model_provider", None)
+    if not isinstance(provider, DurableModelCalls):
+        raise TerminalError(f"Agent {agent.name} must run with DurableRunner.run", status_code=500)
+    return provider
+
+
+def _with_policy(run_config: RunConfig, models: JournaledModels) -> RunConfig:
+    """The run's config with `models` (a `Model` instance in it journaled too), and the model told
+    about a tool it invented, instead of the run failing on the spot."""
+    model = models.journaled(run_config.model) if isinstance(run_config.model, Model) else run_config.model
+    return dataclasses.replace(
+        run_config,
+        model_provider=models,
+        model=model,
+        tool_not_found_behavior="return_error_to_model",
+        call_model_input_filter=run_config.call_model_input_filter or without_nulls,
+    )
+
+
+def _final(error: Exception, agent: Agent[Any]) -> TerminalError | None:
+    """The terminal error a run's failure ends the invocation with; None: not final (retried)."""
+    if isinstance(error, InputGuardrailTripwireTriggered | OutputGuardrailTripwireTriggered):
+        return guardrail_tripped(error)
+    if isinstance(error, ModelBehaviorError):
+        # e.g. text that is not the JSON of the agent's output_type: the journaled answer would
+        # fail the same way on every retry.
+        detail = str(error) if len(str(error)) <= 300 else str(error)[:300] + "..."
+        return ModelMisbehaved(
+            f"The model's answer does not fit the agent's output type ({agent.name}): {detail}"
+        )
+    # The Agents SDK wraps a tool's error (`UserError: Error running tool ...`); the Restate SDK
+    # looks behind it for the TerminalError (a cancellation, say), and so does this.
+    cause: BaseException | None = error
+    while cause is not None and not isinstance(cause, RetryableError):
+        if isinstance(cause, TerminalError):
+            return cause
+        cause = cause.__cause__
+    return None
+
+
+# --- the runner ---------------------------------------------------------------------------------------
+
+
+class DurableAgentRuns(AgentRunner):
+    """The Agents SDK's runner, with the above for every run inside a Restate handler."""
+
+    def __init__(self, record_usage: UsageRecorder | None = None) -> None:
+        super().__init__()
+        self.record_usage = record_usage
+
+    async def run(self, starting_agent: Agent[Any], input: Any, **kwargs: Any) -> RunResult:
+        try:
+            restate_context = current_context()
+        except LookupError:  # (never set in this thread: not a Restate handler either)
+            restate_context = None
+        if restate_context is None:
+            return await super().run(starting_agent, input, **kwargs)
+        outer_tally = _run_tally.get()
+        tally = outer_tally or UsageTally()
+        token = _run_tally.set(tally)
+        try:
+            models = JournaledModels(_durable_provider(starting_agent, kwargs.get("run_config")), tally)
+            kwargs["run_config"] = _with_policy(kwargs["run_config"], models)
+            handlers: RunErrorHandlers[Any] = {
+                "max_turns": functools.partial(_max_turns, kwargs.get("max_turns")),
+                "model_refusal": _refusal,
+            }
+            kwargs["error_handlers"] = {**handlers, **(kwargs.get("error_handlers") or {})}
+            result = await super().run(_with_journaled_models(starting_agent, models), input, **kwargs)
+            if result.final_output is None or (
+                isinstance(result.final_output, str) and not result.final_output.strip()
+            ):
+                raise ModelMisbehaved(EMPTY_ANSWER)
+        except Exception as e:
+            final = _final(e, starting_agent)
+            if final is None:
+                raise  # not the run's end: an attempt that Restate retries, replaying what is done
+            if outer_tally is None:
+                self._record(restate_context, tally)
+            if final is e:
+                raise
+            # A new error (a tripped guardrail, say) comes from `e`; one that was raised before and
+            # wrapped by the Agents SDK is raised again as it was (from `e` would make a cycle).
+            raise final from (None if final.__traceback__ is not None else e)
+        finally:
+            _run_tally.reset(token)
+        if outer_tally is None:
+            self._record(restate_context, tally)
+        return result
+
+    def _record(self, restate_context: Any, tally: UsageTally) -> None:
+        if self.record_usage is not None:
+            self.record_usage(restate_context, tally.models)
+
+
+def install_agent_runs(record_usage: UsageRecorder | None = None) -> None:
+    """Make `DurableAgentRuns` the runner of every `Runner.run` (and so `DurableRunner.run`)."""
+    set_default_agent_runner(DurableAgentRuns(record_usage))

@@ -1,0 +1,34 @@
+"""The LLM settings every agent shares, read from the environment (docs/configuration.md)."""
+
+import os
+from datetime import timedelta
+from typing import Any
+
+from restate import RunOptions
+
+# The reference tour's agents use gpt-4o. The default here is gpt-4.1, its successor without
+# reasoning settings; OPENAI_MODEL picks another. (Left unset, newer Agents SDKs would pick a
+# reasoning model with settings of its own.)
+MODEL = os.environ.get("OPENAI_MODEL", "gpt-4.1")
+
+# Every LLM call is a journaled step. Restate retries a failed call with backoff, but only this
+# many times in all: a broken prompt or an expired key must not turn into an endless, paid loop.
+LLM_MAX_ATTEMPTS = int(os.environ.get("LLM_MAX_ATTEMPTS", "5"))
+
+LLM_RETRY: RunOptions[Any] = RunOptions(
+    max_attempts=LLM_MAX_ATTEMPTS,
+    initial_retry_interval=timedelta(milliseconds=500),
+    max_retry_interval=timedelta(seconds=10),
+)
+
+# Each turn is one LLM call: an agent that needs more than this many is looping.
+MAX_TURNS = int(os.environ.get("AGENT_MAX_TURNS", "10"))
+
+# Seconds one LLM request may take before it counts as a failed attempt.
+LLM_TIMEOUT_SECONDS = float(os.environ.get("LLM_TIMEOUT_SECONDS", "120"))
+
+
+def restate_ingress_url() -> str:
+    """Where the endpoint reaches the Restate ingress (RESTATE_INGRESS_URL, default
+    http://localhost:8080): printed in the approval commands, and where streamed text is sent."""
+    return os.environ.get("RESTATE_INGRESS_URL", "http://localhost:8080").rstrip("/")

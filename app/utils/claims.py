@@ -1,0 +1,89 @@
+"""Insurance claims: the models of the claim agents (steps 2-9) and the claim checks they run.
+
+Claim fields are camelCase in JSON (`placeOfService`). An `InsuranceClaim` is also the argument
+of claim tools, filled in by the LLM (its docstring and descriptions are in the tool's schema):
+the rules are validators that stay out of that schema (app/runtime/request_models.py).
+"""
+
+import asyncio
+import os
+from typing import Any, ClassVar
+
+from pydantic import ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from app.runtime.request_models import IsoDate, PositiveAmount, RequestModel, ShortText, message_field
+
+TOUR_CLAIM: dict[str, Any] = {
+    "date": "2024-10-01",
+    "amount": 3000,
+    "category": "orthopedic",
+    "placeOfService": "General Hospital",
+    "reason": "hospital bill for a broken leg",
+}
+
+
+class ClaimPrompt(RequestModel):
+    """An insurance claim, described in words."""
+
+    EXAMPLES: ClassVar[list[dict[str, Any]]] = [
+        {"message": "Process my hospital bill of 3000USD for a broken leg."}
+    ]
+
+    message: str = message_field(
+        "Process my hospital bill of 3000USD for a broken leg.",
+        "The claim in plain words: what happened, where, and the amount.",
+    )
+
+
+class InsuranceClaim(RequestModel):
+    """An insurance claim. JSON field names are camelCase (placeOfService)."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        # "Place of service" in the playground, not the alias's "Placeofservice".
+        field_title_generator=lambda name, _info: name.replace("_", " ").capitalize(),
+    )
+
+    EXAMPLES: ClassVar[list[dict[str, Any]]] = [TOUR_CLAIM]
+
+    date: IsoDate | None = Field(
+        default=None,
+        description="When the costs were incurred, YYYY-MM-DD (e.g. 2024-10-01); null if unknown.",
+    )
+    # A model fills these from the user's words, which may not say: each description tells it what
+    # to write then, instead of leaving it to invent something.
+    amount: PositiveAmount = Field(description="The amount claimed, greater than 0.")
+    category: ShortText = Field(
+        description="The kind of claim, e.g. medical or auto; 'other' if the claim does not say."
+    )
+    place_of_service: ShortText = Field(
+        description="Where the service was provided, e.g. a hospital; 'unknown' if the claim does not say."
+    )
+    reason: ShortText = Field(description="What the claim is for, e.g. a broken leg.")
+
+
+# --- claim checks (parallel_tools_agent.py, the claim checks MCP server) ---------------------------
+# Simplified rules standing in for calls to a claims system. Each takes a moment, like the real
+# thing would; that makes the parallel steps visible side by side in the UI's timeline.
+CLAIM_CHECK_SECONDS = float(os.environ.get("CLAIM_CHECK_SECONDS", "1.0"))
+COVERED_CATEGORIES = ("medical", "orthopedic", "dental", "auto")
+
+
+async def check_eligibility(claim: InsuranceClaim) -> str:
+    """Is this kind of claim covered at all?"""
+    await asyncio.sleep(CLAIM_CHECK_SECONDS)
+    return "eligible" if claim.category.lower() in COVERED_CATEGORIES else "not eligible"
+
+
+async def compare_to_standard_rates(claim: InsuranceClaim) -> str:
+    """Is the amount in line with what such claims usually cost?"""
+    await asyncio.sleep(CLAIM_CHECK_SECONDS)
+    return "reasonable" if claim.amount <= 10_000 else "not reasonable"
+
+
+async def check_fraud(claim: InsuranceClaim) -> str:
+    """How likely is this claim to be fraudulent?"""
+    await asyncio.sleep(CLAIM_CHECK_SECONDS)
+    return "high risk" if claim.amount > 20_000 else "medium risk" if claim.amount > 10_000 else "low risk"
