@@ -21,6 +21,7 @@ from app.advanced.mcp_agent import agent_service as mcp_claim_agent
 from app.advanced.rollback_agent import agent_service as booking_with_rollback_agent
 from app.advanced.streaming.agent import agent_service as streaming_agent
 from app.advanced.streaming.topic import agent_events
+from app.advanced.tool_approval_agent import agent_service as tool_approval_claim_agent
 from app.chat import chat
 from app.durable_agent import agent_service as weather_agent
 from app.error_handling import agent_service as error_handling_agent
@@ -65,6 +66,7 @@ services: list[restate.Service | restate.VirtualObject | restate.Workflow] = [
     interruptible_agent,
     task_runs,
     guarded_claim_agent,
+    tool_approval_claim_agent,
     llm_usage,
     mcp_claim_agent,
     # Sub-agents, called by other agents as remote tools

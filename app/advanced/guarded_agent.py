@@ -13,8 +13,6 @@ tripped guardrail ends the invocation with a terminal HTTP 422 naming it (docs/b
 The UI shows one `call LLM` step for each guardrail agent and one for the claim agent.
 """
 
-import os
-
 import restate
 from agents import (
     Agent,
@@ -28,10 +26,7 @@ from pydantic import BaseModel, Field
 from restate.ext.openai import DurableRunner
 
 from app.runtime.settings import LLM_RETRY, MAX_TURNS, MODEL
-from app.utils.claims import ClaimPrompt
-
-# The most a claim may pay out. The claim agent is not told: the output guardrail enforces it.
-POLICY_LIMIT = float(os.environ.get("POLICY_LIMIT", "10000"))
+from app.utils.claims import POLICY_LIMIT, ClaimPrompt
 
 
 def guardrail_agent(guardrail: str, task: str, verdict: type[BaseModel]) -> Agent[restate.Context]:

@@ -25,6 +25,7 @@ from mcp.types import CallToolResult, GetPromptResult, ListPromptsResult, Tool
 from pydantic import BaseModel
 from restate.ext.openai import DurableRunner, raise_terminal_errors, restate_context
 
+from app.advanced.tool_approval_agent import run_with_approvals
 from app.runtime.settings import LLM_RETRY, MAX_TURNS, MODEL
 from app.utils.claims import InsuranceClaim
 
@@ -91,10 +92,11 @@ class JournaledMcpServer(MCPServer):
     Unlike a function tool, an MCP call gets no run context from the Agents SDK: the steps reach
     the Restate context with `restate_context()`, the invocation's own."""
 
-    def __init__(self, live: ClaimChecksServer) -> None:
+    def __init__(self, live: ClaimChecksServer, tool_names: set[str], require_approval: Any = None) -> None:
         # A step that failed for good ends the invocation (TerminalError), not a hint to the model.
-        super().__init__(failure_error_function=raise_terminal_errors)
+        super().__init__(failure_error_function=raise_terminal_errors, require_approval=require_approval)
         self.live = live
+        self.tool_names = tool_names  # the server's tools this agent may use
         self.tools: list[Tool] | None = None  # this invocation's, once journaled
 
     @property
@@ -121,7 +123,7 @@ class JournaledMcpServer(MCPServer):
                     raise
 
             listed = await restate_context().run_typed("MCP list tools", fetch, MCP_RETRY)
-            self.tools = listed.tools
+            self.tools = [tool for tool in listed.tools if tool.name in self.tool_names]
         return self.tools
 
     async def call_tool(
@@ -143,13 +145,22 @@ class JournaledMcpServer(MCPServer):
         raise restate.TerminalError(f"The claim checks MCP server has no prompt {name!r}")
 
 
-def mcp_claim_agent() -> Agent[restate.Context]:
-    """The agent, with this invocation's journaled view of the MCP server."""
+CHECKS = {"check_eligibility", "compare_to_standard_rates", "check_fraud"}
+
+
+def mcp_claim_agent(pays: bool = False) -> Agent[restate.Context]:
+    """The agent, with this invocation's journaled view of the MCP server; `pays`: with the
+    server's `pay_claim` too, which a person must approve every time (the SDK's MCP policy)."""
+    task = "then pay it with pay_claim if it is approved" if pays else "then decide whether to approve it"
+    server = (
+        JournaledMcpServer(claim_checks, CHECKS | {"pay_claim"}, require_approval={"pay_claim": "always"})
+        if pays
+        else JournaledMcpServer(claim_checks, CHECKS)
+    )
     return Agent[restate.Context](
         name="McpClaimAgent",
-        instructions="You are a claim analysis agent that analyzes insurance claims. "
-        "Use your tools to check the claim, then decide whether to approve it.",
-        mcp_servers=[JournaledMcpServer(claim_checks)],
+        instructions=f"You are a claim analysis agent that analyzes insurance claims. Use your tools to check the claim, {task}.",
+        mcp_servers=[server],
         model_settings=ModelSettings(parallel_tool_calls=False),
         model=MODEL,
     )
@@ -167,4 +178,12 @@ async def run(restate_context: restate.Context, claim: InsuranceClaim) -> str:
         run_options=LLM_RETRY,
         max_turns=MAX_TURNS,
     )
+    return str(result.final_output)
+
+
+@agent_service.handler()
+async def pay(restate_context: restate.Context, claim: InsuranceClaim) -> str:
+    """Check the claim, then pay it: the payout waits for a person's approval (the reviewers' inbox)."""
+    prompt = f"Analyze and pay the claim {claim.model_dump_json(by_alias=True)}"
+    result = await run_with_approvals(restate_context, mcp_claim_agent(pays=True), prompt)
     return str(result.final_output)

@@ -25,6 +25,7 @@ from typing import Any, cast
 
 from agents import (
     Agent,
+    FunctionTool,
     Handoff,
     HandoffCallItem,
     InputGuardrailTripwireTriggered,
@@ -37,8 +38,11 @@ from agents import (
     RunErrorHandlerInput,
     RunErrorHandlers,
     RunResult,
+    RunState,
     ToolCallItem,
     ToolCallOutputItem,
+    ToolInputGuardrailTripwireTriggered,
+    ToolOutputGuardrailTripwireTriggered,
     TResponseInputItem,
 )
 from agents.models.multi_provider import MultiProvider
@@ -46,12 +50,14 @@ from agents.run import AgentRunner, set_default_agent_runner
 from agents.run_config import CallModelData, ModelInputData
 from restate import RunOptions, TerminalError
 from restate.exceptions import RetryableError
-from restate.ext.openai.models import State
+from restate.ext.openai.models import RestateModelResponse, State
 from restate.ext.openai.runner_wrapper import DurableModelCalls, RestateModelWrapper
 from restate.extensions import current_context
+from restate.serde import PydanticJsonSerde
 
 from app.runtime.llm_client import ModelMisbehaved
 from app.runtime.settings import MODEL
+from app.runtime.tool_order import OrderedCalls, calls_in_order, with_skips
 from app.runtime.usage import UsageRecorder, UsageTally
 
 EMPTY_ANSWER = "The model gave an empty answer (no text and no tool call)."
@@ -66,13 +72,26 @@ _run_tally: contextvars.ContextVar[UsageTally | None] = contextvars.ContextVar("
 # --- every LLM call journaled, and tallied -------------------------------------------------------------
 
 
+class AnswerByAlias(PydanticJsonSerde[RestateModelResponse]):
+    """The journaled answer, written with the API's own field names (`async`, not `async_`).
+
+    restate's serde writes the Python names; read back, such a name is an extra key beside the
+    field, which the Agents SDK then refuses to copy into a RunState (tool approvals)."""
+
+    def __init__(self) -> None:
+        super().__init__(RestateModelResponse)
+
+    def serialize(self, obj: RestateModelResponse | None) -> bytes:
+        return b"" if obj is None else obj.model_dump_json(by_alias=True).encode()
+
+
 class JournaledModel(RestateModelWrapper):
     """Restate's journaled `call LLM` step, adding each journaled answer's usage to the run's tally
     (on a replay too: the tally is rebuilt from the journal)."""
 
-    def __init__(self, model: Model, name: str, state: State, options: RunOptions[Any], tally: UsageTally):
-        super().__init__(model, state, options)
-        self.name, self.tally = name, tally
+    def __init__(self, model: Model, name: str, models: "JournaledModels", options: RunOptions[Any]) -> None:
+        super().__init__(model, models.durable.state, dataclasses.replace(options, serde=AnswerByAlias()))
+        self.name, self.tally, self.own_tools = name, models.tally, models.own_tools
 
     async def get_response(self, *args: Any, **kwargs: Any) -> ModelResponse:
         try:
@@ -80,6 +99,8 @@ class JournaledModel(RestateModelWrapper):
         except TerminalError as e:
             self.tally.reraise_counting_bill(e)  # a cut-off answer is billed too: counted
         self.tally.add(self.name, response.usage.input_tokens, response.usage.output_tokens)
+        # The turn's calls that may run, in order (restate's turnstile expects all of them to).
+        self.state.turnstile = calls_in_order(response.output, self.own_tools)
         return response
 
 
@@ -89,6 +110,8 @@ class JournaledModels(ModelProvider):
 
     def __init__(self, durable: DurableModelCalls, tally: UsageTally) -> None:
         self.durable, self.tally = durable, tally
+        # The tools of the run's agents by name: the ones restate orders (not MCP tools).
+        self.own_tools: dict[str, FunctionTool] = {}
 
     def get_model(self, model_name: str | None) -> Model:
         # The model, as Restate's provider finds it, before Restate wraps it: wrapped here instead.
@@ -98,10 +121,7 @@ class JournaledModels(ModelProvider):
     def journaled(self, model: Model, name: str | None = None) -> Model:
         if isinstance(model, RestateModelWrapper):
             return model
-        durable = self.durable
-        return JournaledModel(
-            model, name or _model_name(model), durable.state, durable.llm_retry_opts, self.tally
-        )
+        return JournaledModel(model, name or _model_name(model), self, self.durable.llm_retry_opts)
 
 
 def _model_name(model: Any) -> str:
@@ -114,15 +134,21 @@ def _model_name(model: Any) -> str:
 
 
 def _with_journaled_models(agent: Agent[Any], models: JournaledModels) -> Agent[Any]:
-    """`agent` and its handoffs, with every `Model` instance journaled (names already are)."""
+    """`agent` and its handoffs, with every `Model` instance journaled (names already are), and
+    tools whose refused calls give up their turn (app/runtime/tool_order.py)."""
     handoffs = [
         _with_journaled_models(h, models) if isinstance(h, Agent) else _journaled_handoff(h, models)
         for h in agent.handoffs
     ]
     model = models.journaled(agent.model) if isinstance(agent.model, Model) else agent.model
-    if model is agent.model and all(new is old for new, old in zip(handoffs, agent.handoffs, strict=True)):
+    tools = with_skips(agent, models.durable.state)
+    models.own_tools.update((tool.name, tool) for tool in tools if isinstance(tool, FunctionTool))
+    unchanged = all(
+        new is old for new, old in zip([*handoffs, *tools], [*agent.handoffs, *agent.tools], strict=True)
+    )
+    if model is agent.model and unchanged:
         return agent
-    return agent.clone(model=model, handoffs=handoffs)
+    return agent.clone(model=model, handoffs=handoffs, tools=tools)
 
 
 def _journaled_handoff(handoff: Handoff[Any, Any], models: JournaledModels) -> Handoff[Any, Any]:
@@ -218,6 +244,27 @@ def guardrail_tripped(
     )
 
 
+def _resume_with(state: RunState[Any], agent: Agent[Any], journaled: State) -> None:
+    """A run resumed from `state` (after tool approvals) goes on with the agent it stopped at (the
+    approvals belong to that object), given this run's tools, model and handoffs: those that
+    journal into this run and keep its turn order, where the calls now approved run in order."""
+    current = state._current_agent  # the previous run's copy of the agent, never the tour's own
+    if current is None or current.name != agent.name:
+        raise TerminalError(
+            f"Cannot resume agent {current.name if current else '?'} from a RunState: resume the "
+            f"run from the agent it stopped at ({agent.name} was given)",
+            status_code=500,
+        )
+    current.tools, current.handoffs, current.model = agent.tools, agent.handoffs, agent.model
+    context = state._context
+    approved = [
+        item.call_id
+        for item in state.get_interruptions()
+        if context is not None and context.is_tool_approved(item.tool_name or "", item.call_id or "")
+    ]
+    journaled.turnstile = OrderedCalls([call_id for call_id in approved if call_id])
+
+
 def _durable_provider(agent: Agent[Any], run_config: Any) -> DurableModelCalls:
     """The journaling model provider that `DurableRunner.run` installed; a plain `Runner.run`
     inside a handler has none, and its LLM calls would escape the journal: refused."""
@@ -240,10 +287,24 @@ def _with_policy(run_config: RunConfig, models: JournaledModels) -> RunConfig:
     )
 
 
+def tool_guardrail_tripped(
+    error: ToolInputGuardrailTripwireTriggered | ToolOutputGuardrailTripwireTriggered,
+) -> TerminalError:
+    """`Tool input guardrail 'payout_within_limit' tripped: <message>`, as a terminal 422."""
+    kind = "input" if isinstance(error, ToolInputGuardrailTripwireTriggered) else "output"
+    reason = error.output.output_info or "no reason given"
+    return TerminalError(
+        f"Tool {kind} guardrail '{error.guardrail.get_name()}' tripped: {reason}",
+        status_code=GUARDRAIL_STATUS,
+    )
+
+
 def _final(error: Exception, agent: Agent[Any]) -> TerminalError | None:
     """The terminal error a run's failure ends the invocation with; None: not final (retried)."""
     if isinstance(error, InputGuardrailTripwireTriggered | OutputGuardrailTripwireTriggered):
         return guardrail_tripped(error)
+    if isinstance(error, ToolInputGuardrailTripwireTriggered | ToolOutputGuardrailTripwireTriggered):
+        return tool_guardrail_tripped(error)
     if isinstance(error, ModelBehaviorError):
         # e.g. text that is not the JSON of the agent's output_type: the journaled answer would
         # fail the same way on every retry.
@@ -289,9 +350,14 @@ class DurableAgentRuns(AgentRunner):
                 "model_refusal": _refusal,
             }
             kwargs["error_handlers"] = {**handlers, **(kwargs.get("error_handlers") or {})}
-            result = await super().run(_with_journaled_models(starting_agent, models), input, **kwargs)
-            if result.final_output is None or (
-                isinstance(result.final_output, str) and not result.final_output.strip()
+            agent = _with_journaled_models(starting_agent, models)
+            if isinstance(input, RunState):
+                _resume_with(input, agent, models.durable.state)
+            result = await super().run(agent, input, **kwargs)
+            # (A run that stopped on tool approvals has no answer yet: the caller resumes it.)
+            if not result.interruptions and (
+                result.final_output is None
+                or (isinstance(result.final_output, str) and not result.final_output.strip())
             ):
                 raise ModelMisbehaved(EMPTY_ANSWER)
         except Exception as e:

@@ -14,6 +14,9 @@ from pydantic.alias_generators import to_camel
 
 from app.runtime.request_models import IsoDate, PositiveAmount, RequestModel, ShortText, message_field
 
+# The most a claim may pay out (GuardedClaimAgent's output guardrail, ToolApprovalClaimAgent's tool guardrail).
+POLICY_LIMIT = float(os.environ.get("POLICY_LIMIT", "10000"))
+
 TOUR_CLAIM: dict[str, Any] = {
     "date": "2024-10-01",
     "amount": 3000,
@@ -87,3 +90,17 @@ async def check_fraud(claim: InsuranceClaim) -> str:
     """How likely is this claim to be fraudulent?"""
     await asyncio.sleep(CLAIM_CHECK_SECONDS)
     return "high risk" if claim.amount > 20_000 else "medium risk" if claim.amount > 10_000 else "low risk"
+
+
+# --- payouts (advanced/tool_approval_agent.py) ---------------------------------------------------
+
+
+async def pay_out(claim: InsuranceClaim, payment_id: str) -> str:
+    """The simulated payment system: pays the claim and says so in the log (once per payment)."""
+    await asyncio.sleep(CLAIM_CHECK_SECONDS / 10)
+    print(f"💸 Paid {claim.amount:,.0f} USD for {claim.reason!r} [{payment_id}]", flush=True)
+    return payment_confirmation(claim, payment_id)
+
+
+def payment_confirmation(claim: InsuranceClaim, payment_id: str) -> str:
+    return f"Paid {claim.amount:,.0f} USD, payment {payment_id}"

@@ -13,6 +13,7 @@ through the ingress); the agent then removes it.
 """
 
 import contextlib
+import dataclasses
 import json
 import os
 import time
@@ -82,8 +83,20 @@ def request_human_review(claim: InsuranceClaim, awakeable_id: str) -> None:
     )
 
 
-def parse_decision(answer: bytes | None) -> bool | None:
-    """The reviewer's decision from the body of the resolve command: JSON `true` or `false`.
+@dataclasses.dataclass(frozen=True)
+class Decision:
+    """A reviewer's decision; `reason` (a rejection's, say) is for the agent to read."""
+
+    approved: bool
+    reason: str | None = None
+
+
+MAX_REASON_CHARS = 500
+
+
+def parse_review(answer: bytes | None) -> Decision | None:
+    """The reviewer's decision from the body of the resolve command: JSON `true` or `false`, or
+    `{"approved": false, "reason": "..."}` to give a reason.
 
     Restate's ingress accepts any body for an awakeable, so a typo (`--json 'maybe'`) arrives
     here. It must not decide the claim, nor break the invocation: it is logged and ignored, and
@@ -94,10 +107,29 @@ def parse_decision(answer: bytes | None) -> bool | None:
     except ValueError:
         value = None
     if isinstance(value, bool):
-        return value
+        return Decision(value)
+    if (
+        isinstance(value, dict)
+        and isinstance(value.get("approved"), bool)
+        and set(value) <= {"approved", "reason"}
+    ):
+        reason = value.get("reason")
+        if reason is None or (isinstance(reason, str) and 0 < len(reason.strip()) <= MAX_REASON_CHARS):
+            return Decision(value["approved"], reason.strip() if reason else None)
     shown = (answer or b"").decode(errors="replace")[:80]
-    logger.warning("Ignored the answer %r to a review request: send true or false. Asking again.", shown)
+    logger.warning(
+        "Ignored the answer %r to a review request: send true or false (or "
+        '{"approved": false, "reason": "..."}, a reason of at most %d characters). Asking again.',
+        shown,
+        MAX_REASON_CHARS,
+    )
     return None
+
+
+def parse_decision(answer: bytes | None) -> bool | None:
+    """`parse_review`'s verdict alone: True (approved), False (rejected), None (ask again)."""
+    decision = parse_review(answer)
+    return None if decision is None else decision.approved
 
 
 def seconds_from_now(seconds: float) -> float:

@@ -160,6 +160,27 @@ def claim_approval(conv: Conversation) -> Reply | None:
     return Reply(text=f"I could not get a decision on the claim of {claim.money()}: {results[-1][1].strip()}")
 
 
+def claim_payout(conv: Conversation) -> Reply | None:
+    """A claim agent with a payout tool: pay each claim the user describes (several claims in one
+    message are paid with parallel calls), then say what was paid and what was not, and why."""
+    tool = next((t for t in conv.tools if t.name.startswith("pay") and "claim" in t.name), None)
+    if tool is None or len(conv.tools) > 1:  # with checks to run first: claim_tools
+        return None
+    claims = [c for c in map(parse_claim, re.split(r"\band\b(?= my\b)|;", conv.last_user_text())) if c.amount]
+    if not claims:
+        return Reply(text="Please tell me the amount of the claim, and what it is for.")
+    results = conv.results(tool.name)
+    if not results:
+        return Reply(calls=[(tool.name, fill_arguments(tool.parameters, c.arguments())) for c in claims])
+    lines = []
+    for claim, (_, output) in zip(claims, results, strict=False):
+        if output.startswith("Paid"):
+            lines.append(f"The claim of {claim.money()} for {claim.reason} was paid ({output.strip()})")
+        else:
+            lines.append(f"The claim of {claim.money()} for {claim.reason} was not paid: {output.strip()}")
+    return Reply(text=" ".join(line.rstrip(".") + "." for line in lines))
+
+
 def _claim_of(conv: Conversation) -> Claim:
     """The claim under discussion: the latest user message that describes one."""
     for text in reversed(conv.user_texts()):
@@ -220,7 +241,7 @@ def claim_check(conv: Conversation) -> Reply | None:
 
 def _verdict_words(outputs: list[str]) -> str:
     """approved unless a check came back negative."""
-    negative = ("not eligible", "not reasonable", "high risk", "rejected", "denied")
+    negative = ("not eligible", "not reasonable", "high risk", "rejected", "denied", "not approved")
     return "rejected" if any(n in o.lower() for o in outputs for n in negative) else "approved"
 
 

@@ -16,7 +16,14 @@ from collections.abc import Callable
 from dev.offline_llm import weather_data
 from dev.offline_llm.bookings import booking
 from dev.offline_llm.chat import chat
-from dev.offline_llm.claims import claim_approval, claim_check, claim_decider, claim_tools, handoff_router
+from dev.offline_llm.claims import (
+    claim_approval,
+    claim_check,
+    claim_decider,
+    claim_payout,
+    claim_tools,
+    handoff_router,
+)
 from dev.offline_llm.conversation import Conversation, Reply, fill_arguments, parse_output
 from dev.offline_llm.guardrails import guardrails
 
@@ -112,6 +119,7 @@ def unscripted(conv: Conversation) -> str:
 SKILLS: list[Skill] = [
     guardrails,  # first: their instructions talk about claims too
     booking,
+    claim_payout,
     claim_approval,
     handoff_router,
     claim_tools,

@@ -116,6 +116,23 @@ def test_a_claim_above_1000_is_approved_in_the_inbox_and_leaves_it(stack: Tour, 
     assert all(r["id"] != review["id"] for r in pending(stack))
 
 
+def test_a_payout_the_sdk_interrupted_is_approved_in_the_same_inbox(stack: Tour, page: Watched) -> None:
+    prompt, reason = claim_prompt()
+    invocation = stack.send("ToolApprovalClaimAgent/run", {"message": prompt})
+    review_of(stack, reason)
+
+    page.page.goto(f"{stack.web_url}/reviews")
+    item = card(page.page, reason)
+    expect(item).to_be_visible()
+    assert ("Asked by", "ToolApprovalClaimAgent") in details(item)
+    item.get_by_role("button", name="Approve").click()
+
+    resp = stack.output(invocation)
+    assert resp.status_code == 200, resp.text
+    assert resp.json().startswith(f"The claim of 3,000 USD for {reason} was paid (Paid 3,000 USD, payment ")
+    expect(item).to_have_count(0)
+
+
 def test_a_review_decided_by_curl_leaves_an_open_page(stack: Tour, page: Watched) -> None:
     page.page.goto(f"{stack.web_url}/reviews")
     expect(page.page.locator("#status")).to_contain_text("review")  # the list has arrived

@@ -65,6 +65,9 @@ CASES = [
     # input guardrail agent, claim agent, output guardrail agent
     Case("GuardedClaimAgent/run", small_claim, agent_runs=3),
     Case("McpClaimAgent/run", claim),
+    # the SDK's tool approvals: a person approves whatever the model asks to pay (approving_reviews)
+    Case("ToolApprovalClaimAgent/run", small_claim),
+    Case("McpClaimAgent/pay", claim),
 ]
 
 
