@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: run cluster test lint fmt test-replay test-cluster bench screenshots clean install lock
+.PHONY: run cluster test lint fmt test-replay test-cluster bench eval screenshots clean install lock
 
 run: install
 	@$(PY) -m dev
@@ -25,6 +25,11 @@ test-cluster: install
 
 test-replay: install
 	TOUR_FORCE_REPLAY=1 $(PY) -m pytest -m e2e $(PYTEST_ARGS)
+
+# An evaluation data set (evals/claim_agents.json) against the tour: make run's if it runs, else a
+# private stack with the offline stand-in. The report is printed, and kept in Restate.
+eval: install
+	@$(PY) -m dev.eval $(EVAL_ARGS)
 
 # docs/img/reviews.png, run.png, chat.png: the pages on a real stack, in the system's Chromium.
 screenshots: install

@@ -36,6 +36,11 @@ from app.runtime.front_door import enforce_input_contract
 from app.sub_workflow_agent import agent_service as sub_workflow_claim_approval_agent, human_approval_workflow
 from app.utils.review_inbox import review_inbox
 from app.utils.sub_agents import eligibility_agent_service, fraud_agent_service, rate_comparison_agent_service
+from app.workflows.claim_reimbursement import claim_service as claim_reimbursement
+from app.workflows.code_generator import code_service as code_generator
+from app.workflows.evaluation import evaluation
+from app.workflows.notify_when_ready import agent_service as async_notifications_agent
+from app.workflows.research_report import report_service as research_report, researcher_service as researcher
 
 services: list[restate.Service | restate.VirtualObject | restate.Workflow] = [
     # Durable execution
@@ -59,6 +64,13 @@ services: list[restate.Service | restate.VirtualObject | restate.Workflow] = [
     # Advanced patterns
     manual_loop_agent,
     booking_with_rollback_agent,
+    # Agentic workflows
+    claim_reimbursement,
+    research_report,
+    researcher,
+    code_generator,
+    async_notifications_agent,
+    evaluation,
     # Beyond the tour
     scheduled_agent,
     streaming_agent,

@@ -9,8 +9,9 @@ import asyncio
 import os
 from typing import Any, ClassVar
 
-from pydantic import ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
+from restate import TerminalError
 
 from app.runtime.request_models import IsoDate, PositiveAmount, RequestModel, ShortText, message_field
 
@@ -67,6 +68,16 @@ class InsuranceClaim(RequestModel):
     reason: ShortText = Field(description="What the claim is for, e.g. a broken leg.")
 
 
+class ClaimData(BaseModel):
+    """A claim as an agent read it from the user's words (workflows/claim_reimbursement.py)."""
+
+    date: str | None = Field(description="When the costs arose, YYYY-MM-DD; null if the claim names no date.")
+    amount: PositiveAmount = Field(description="The amount claimed, greater than 0.")
+    currency: str = Field(description="The currency of the amount, an ISO 4217 code such as USD or EUR.")
+    category: str = Field(description="The kind of claim: medical, auto, travel or other.")
+    reason: str = Field(description="What the claim is for, e.g. a broken leg.")
+
+
 # --- claim checks (parallel_tools_agent.py, the claim checks MCP server) ---------------------------
 # Simplified rules standing in for calls to a claims system. Each takes a moment, like the real
 # thing would; that makes the parallel steps visible side by side in the UI's timeline.
@@ -104,3 +115,29 @@ async def pay_out(claim: InsuranceClaim, payment_id: str) -> str:
 
 def payment_confirmation(claim: InsuranceClaim, payment_id: str) -> str:
     return f"Paid {claim.amount:,.0f} USD, payment {payment_id}"
+
+
+# --- reimbursements (workflows/claim_reimbursement.py) -------------------------------------------
+USD_PER_UNIT = {"USD": 1.0, "EUR": 1.08, "GBP": 1.27, "CHF": 1.12}  # a simulated rate table
+
+
+async def convert_currency(amount: float, source: str, target: str = "USD") -> float:
+    """The simulated exchange: an amount in `source` currency, in `target` currency."""
+    return round(amount * _usd_per_unit(source) / _usd_per_unit(target), 2)
+
+
+def _usd_per_unit(currency: str) -> float:
+    rate = USD_PER_UNIT.get(currency.strip().upper())
+    if rate is None:
+        # The claim names a currency the exchange does not know: retrying cannot change that.
+        raise TerminalError(
+            f"Cannot convert {currency!r}: known currencies are {', '.join(USD_PER_UNIT)}", 422
+        )
+    return rate
+
+
+async def process_payment(claim_id: str, amount: float) -> str:
+    """The simulated payment system: reimburses the claim and says so in the log (once per payment)."""
+    await asyncio.sleep(CLAIM_CHECK_SECONDS / 10)
+    print(f"💸 Reimbursed {amount:,.2f} USD for claim {claim_id}", flush=True)
+    return f"Payment processed for claim {claim_id}: ${amount:,.2f}"

@@ -1,8 +1,9 @@
-"""Pages for the people in the loop: the reviewers' inbox, a live run view and a chat.
+"""Pages for the people in the loop: the reviewers' inbox, a live run view, a chat, evaluations.
 
     GET  /reviews                      the reviewers' inbox (updates itself)
     GET  /runs/<invocation id>         a streaming run's progress events, live
     GET  /chat/<key>                   the conversation of Chat/<key>, with a box for the next message
+    GET  /evals/<run id>               an evaluation run's report, as far as it has come
 
 The pages are static HTML and a little JavaScript (app/web/static/); what they show comes from the
 JSON routes below, which read and write through the Restate ingress only:
@@ -12,6 +13,7 @@ JSON routes below, which read and write through the Restate ingress only:
     POST /api/reviews/<id>/decision    {"approved": true|false}: resolves the review's awakeable
     GET  /api/chat/<key>/history       Chat/<key>/get_history, as [{"role", "text"}]
     POST /api/chat/<key>/message       {"message": "..."}: Chat/<key>/message, waits for the answer
+    GET  /api/evals/<run id>           Evaluation/<run id>/report
 
 A decision is accepted only for a review that is in the inbox (404 otherwise). A review whose
 invocation has ended without removing it (killed: no code ran) is left out (`EndedRuns`). The JavaScript puts
@@ -180,6 +182,10 @@ async def chat_page(request: Request) -> Response:
     return _page("chat.html")
 
 
+async def eval_page(request: Request) -> Response:
+    return _page("eval.html")
+
+
 # --- the inbox -----------------------------------------------------------------------------------
 
 
@@ -286,15 +292,32 @@ async def chat_message(request: Request) -> Response:
     return JSONResponse({"answer": resp.json()})
 
 
+# --- evaluation reports ------------------------------------------------------------------------------
+
+
+async def eval_report(request: Request) -> Response:
+    """An evaluation run's report (`Evaluation/<run id>/report`), as far as it has come."""
+    path = f"/Evaluation/{quote(request.path_params['run_id'], safe='')}/report"
+    try:
+        resp = await _ingress(request).get(path)
+    except httpx.HTTPError as e:
+        return _unreachable(e)
+    if resp.status_code != 200:
+        return _passed_on(resp)
+    return JSONResponse(resp.json())
+
+
 routes = [
     Route("/", home),
     Route("/reviews", reviews_page),
     Route("/runs/{run_id}", run_page),
     Route("/chat/{key}", chat_page),
+    Route("/evals/{run_id}", eval_page),
     Route("/api/reviews", list_reviews),
     Route("/api/reviews/stream", review_stream),
     Route("/api/reviews/{review_id}/decision", decide, methods=["POST"]),
     Route("/api/chat/{key}/history", chat_history),
     Route("/api/chat/{key}/message", chat_message, methods=["POST"]),
+    Route("/api/evals/{run_id}", eval_report),
     Mount("/static", StaticFiles(directory=STATIC), name="static"),
 ]

@@ -17,7 +17,7 @@ _AUTO_WORDS = set(_AUTO)
 _PLACES = ("hospital", "clinic", "pharmacy", "dentist", "emergency room", "garage", "repair shop", "doctor")
 
 _AMOUNT = re.compile(
-    r"(?P<pre>[$€£])?\s?(?P<num>\d[\d,]*(?:\.\d+)?)\s?(?P<k>k\b)?\s?(?P<cur>usd|eur|gbp|dollars?|euros?|[$€£])?",
+    r"(?P<pre>[$€£])?\s?(?P<num>\d[\d,]*(?:\.\d+)?)\s?(?P<k>k\b)?\s?(?P<cur>usd|eur|gbp|chf|jpy|cad|dollars?|euros?|[$€£])?",
     re.IGNORECASE,
 )
 _DATE = re.compile(r"\b(\d{4}-\d{2}-\d{2})\b")

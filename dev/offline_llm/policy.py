@@ -26,6 +26,16 @@ from dev.offline_llm.claims import (
 )
 from dev.offline_llm.conversation import Conversation, Reply, fill_arguments, parse_output
 from dev.offline_llm.guardrails import guardrails
+from dev.offline_llm.workflows import (
+    claims_analyst,
+    code_evaluator,
+    code_generator,
+    document_parser,
+    judge,
+    report_writer,
+    research_planner,
+    researcher,
+)
 
 Skill = Callable[[Conversation], Reply | None]
 
@@ -118,6 +128,15 @@ def unscripted(conv: Conversation) -> str:
 
 SKILLS: list[Skill] = [
     guardrails,  # first: their instructions talk about claims too
+    # the agentic workflows (and the judge): their instructions name them exactly
+    document_parser,
+    claims_analyst,
+    research_planner,
+    researcher,
+    report_writer,
+    code_generator,
+    code_evaluator,
+    judge,
     booking,
     claim_payout,
     claim_approval,

@@ -19,8 +19,10 @@ wttr.in-compatible:
 Test hooks (not part of any OpenAI API):
     POST /_stub/faults            {"target": "llm"|"responses"|"chat"|"weather", "count": N,
                                    "status": 429|500|..., "retry_after": s, "hang": s, "after": N}
-                                  the next N matching requests (after letting `after` through)
-                                  hang `hang` seconds, then fail with `status` (< 400: answer).
+                                  the next N matching requests (after letting `after` through;
+                                  with "containing": TEXT, only requests whose latest user
+                                  message contains TEXT match) hang `hang` seconds, then fail
+                                  with `status` (< 400: answer).
                                   Retry-After is whole seconds (rounded up, >= 1), and
                                   retry-after-ms carries the exact value, as OpenAI sends them.
                                   LLM targets only: {"misbehave": KIND, "tool": NAME, "length": N}
@@ -98,10 +100,13 @@ class Fault:
     tool: str | None = None  # the tool name for unknown_tool
     length: int | None = None  # characters of a long_answer
     cut_after_tokens: int | None = None  # streamed calls only: drop the connection after N deltas
+    containing: str | None = None  # only requests whose latest user message contains this text
 
-    def matches(self, target: str, streamed: bool = False) -> bool:
+    def matches(self, target: str, streamed: bool = False, text: str = "") -> bool:
         if self.cut_after_tokens is not None and not streamed:
             return False  # a cut is for a stream; a plain call must not use it up
+        if self.containing is not None and self.containing not in text:
+            return False
         return self.count > 0 and (self.target == target or (self.target == "llm" and target in LLM_TARGETS))
 
 
@@ -118,9 +123,9 @@ class StubState:
     def count(self, key: str, n: int = 1) -> None:
         self.counts[key] = self.counts.get(key, 0) + n
 
-    def take_fault(self, target: str, streamed: bool = False) -> Fault | None:
+    def take_fault(self, target: str, streamed: bool = False, text: str = "") -> Fault | None:
         for fault in self.faults:
-            if fault.matches(target, streamed):
+            if fault.matches(target, streamed, text):
                 if fault.after > 0:
                     fault.after -= 1
                     continue
@@ -297,6 +302,7 @@ class OfflineLLM:
                 cut_after_tokens=int(spec["cut_after_tokens"])
                 if spec.get("cut_after_tokens") is not None
                 else None,
+                containing=str(spec["containing"]) if spec.get("containing") is not None else None,
             )
         except (ValueError, TypeError, AttributeError) as e:
             return refused(f"bad fault spec: {e}")
@@ -317,9 +323,9 @@ class OfflineLLM:
         self.state.faults.append(fault)
         return 200, {"pending_faults": [f.__dict__ for f in self.state.faults if f.count > 0]}, []
 
-    async def take_fault(self, target: str, streamed: bool = False) -> Fault | None:
-        """The pending fault for this request, if any, after its hang."""
-        fault = self.state.take_fault(target, streamed)
+    async def take_fault(self, target: str, streamed: bool = False, text: str = "") -> Fault | None:
+        """The pending fault for this request (`text`: its latest user message), if any, after its hang."""
+        fault = self.state.take_fault(target, streamed, text)
         if fault is None:
             return None
         self.state.count("misbehaviours" if fault.misbehave else "faults")
@@ -375,7 +381,7 @@ class OfflineLLM:
         )
         if self.state.latency_ms:
             await asyncio.sleep(self.state.latency_ms / 1000)
-        fault = await self.take_fault(api, streamed)
+        fault = await self.take_fault(api, streamed, conv.last_user_text())
         if (failure := self.failure(fault)) is not None:
             entry["status"] = failure[0]
             return failure

@@ -327,3 +327,39 @@ def test_a_run_view_strikes_through_text_that_was_voided(stack: Tour, page: Watc
     ]
     expect(texts.first).to_have_class("text void")
     expect(texts.first).to_have_attribute("title", "the LLM call failed (APIConnectionError)")
+
+
+# --- an evaluation's report ------------------------------------------------------------------------
+
+
+def test_an_evaluation_report_shows_each_case_and_the_pass_rate(stack: Tour, page: Watched) -> None:
+    cases = [
+        {"name": "<b>leg</b>", "input": {"amount": 3000, "category": "orthopedic", "placeOfService": "General Hospital",
+                                         "reason": "hospital bill for a broken leg (pages eval)"},
+         "expect": "approves the claim"},
+        {"name": "dress", "input": {"amount": 800, "category": "other", "placeOfService": "Bridal Boutique",
+                                    "reason": "a wedding dress (pages eval)"},
+         "expect": "approves the claim"},
+    ]  # fmt: skip
+    resp = stack.call(
+        "Evaluation/pages-eval/run", {"service": "ParallelAgentClaimApproval/run", "cases": cases}
+    )
+    assert resp.status_code == 200, resp.text
+
+    page.page.goto(f"{stack.web_url}/evals/pages-eval")
+    expect(page.page.locator("#summary")).to_have_text(
+        "ParallelAgentClaimApproval/run: 2 of 2 cases graded, 1 passed (50 %)."
+    )
+    rows = page.page.locator("#results tbody tr")
+    expect(rows).to_have_count(2)
+    assert rows.nth(0).locator("td").all_inner_texts()[:3] == [
+        "<b>leg</b>",
+        "pass",
+        "1.00",
+    ]  # text, not markup
+    assert rows.nth(1).locator("td").all_inner_texts()[:3] == ["dress", "fail", "0.00"]
+
+
+def test_an_unknown_evaluation_says_so(stack: Tour, page: Watched) -> None:
+    page.page.goto(f"{stack.web_url}/evals/never-run")
+    expect(page.page.locator("#summary")).to_have_text("No evaluation run 'never-run' has started.")

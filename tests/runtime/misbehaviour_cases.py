@@ -68,6 +68,16 @@ CASES = [
     # the SDK's tool approvals: a person approves whatever the model asks to pay (approving_reviews)
     Case("ToolApprovalClaimAgent/run", small_claim),
     Case("McpClaimAgent/pay", claim),
+    # the agentic workflows (app/workflows/): each agent run is bounded, and so are the runs
+    Case("ClaimReimbursement/process", small_claim, agent_runs=2),  # parse, analyse
+    Case(
+        "ResearchReport/generate", lambda m: {"topic": f"Solar power ({m})"}, agent_runs=6
+    ),  # plan, <= 4 tasks, report
+    Case("Researcher/run_researcher", lambda m: {"question": f"How cheap is solar power ({m})?"}),
+    Case(
+        "CodeGenerator/generate", lambda m: {"task": f"Write a palindrome check ({m})"}, agent_runs=6
+    ),  # 3 rounds
+    Case("AsyncNotificationsAgent/{key}/run", lambda m: {"message": f"Write a poem about retries ({m})."}),
 ]
 
 

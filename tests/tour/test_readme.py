@@ -32,7 +32,9 @@ def test_readme_command_targets_a_registered_handler(tour: Tour, command: str) -
     args = shlex.split(command)
     url = next(a for a in args if INGRESS_URL.match(a))
     if "--json" in args:
-        json.loads(args[args.index("--json") + 1])  # the body is valid JSON as written
+        body = args[args.index("--json") + 1]
+        # The body is valid JSON as written (`@file`: the file's, from the repository's root).
+        json.loads((REPO / body[1:]).read_text() if body.startswith("@") else body)
 
     parts = INGRESS_URL.sub("", url, count=1).split("/")
     if parts[0] == "restate":

@@ -59,10 +59,12 @@ def answer_text(response: ModelResponse) -> str:
 
 class ProgressHooks(RunHooks[restate.Context]):
     """Publishes an event before and after every LLM call (they happen one at a time), numbered
-    like the text the call streams: the count runs again on a replay, to the same numbers."""
+    like the text the call streams, if it streams: the count runs again on a replay, to the same
+    numbers."""
 
-    def __init__(self, text: TextStream) -> None:
+    def __init__(self, text: TextStream | None = None) -> None:
         self.text = text
+        self.calls = 0
 
     async def on_llm_start(
         self,
@@ -71,8 +73,10 @@ class ProgressHooks(RunHooks[restate.Context]):
         system_prompt: str | None,
         input_items: list[TResponseInputItem],
     ) -> None:
-        self.text.calls += 1
-        emit(context.context, {"type": "llm_start", "call": self.text.calls, "agent": agent.name})
+        self.calls += 1
+        if self.text is not None:
+            self.text.calls = self.calls  # the number its streamed text carries
+        emit(context.context, {"type": "llm_start", "call": self.calls, "agent": agent.name})
 
     async def on_llm_end(
         self,
@@ -82,7 +86,7 @@ class ProgressHooks(RunHooks[restate.Context]):
     ) -> None:
         calls = [item.name for item in response.output if item.type == "function_call"]
         # `text`, the journaled answer's: the topic checks the streamed text against it.
-        event = {"type": "llm_end", "call": self.text.calls, "agent": agent.name, "tool_calls": calls}
+        event = {"type": "llm_end", "call": self.calls, "agent": agent.name, "tool_calls": calls}
         emit(context.context, {**event, "text": answer_text(response)})
 
 
