@@ -6,25 +6,35 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: run cluster test lint fmt test-replay test-cluster bench eval screenshots clean install lock
+.PHONY: run run-local cluster test lint fmt test-replay test-cluster test-local-model bench eval screenshots clean install lock
 
 run: install
 	@$(PY) -m dev
+
+# The same tour on a real small model (llama.cpp's server with SmolLM2-135M, no key, no network):
+# built on first use (about 10 minutes), kept in .venv-local-model/ and .cache/local-model/.
+run-local: install
+	@$(PY) -m dev --local-model
 
 # The same tour on three Restate nodes (ingress :8080, :28080, :38080) and a two-process endpoint.
 cluster: install
 	@$(PY) -m dev --cluster
 
 test: install lint
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not local_model" $(PYTEST_ARGS)
 	@echo "--- forced replay: the crash and misbehaviour tests again, with every suspension replaying the journal"
-	TOUR_FORCE_REPLAY=1 $(PY) -m pytest -m "crash or misbehaviour" $(PYTEST_ARGS)
+	TOUR_FORCE_REPLAY=1 $(PY) -m pytest -m "(crash or misbehaviour) and not local_model" $(PYTEST_ARGS)
+
+# Against a real small model (llama.cpp's server; built on first use, then reused from pip's cache).
+test-local-model: install
+	$(PY) -m dev.local_model --install
+	$(PY) -m pytest -m local_model $(PYTEST_ARGS)
 
 test-cluster: install
 	$(PY) -m pytest -m cluster $(PYTEST_ARGS)
 
 test-replay: install
-	TOUR_FORCE_REPLAY=1 $(PY) -m pytest -m e2e $(PYTEST_ARGS)
+	TOUR_FORCE_REPLAY=1 $(PY) -m pytest -m "e2e and not local_model" $(PYTEST_ARGS)
 
 # An evaluation data set (evals/claim_agents.json) against the tour: make run's if it runs, else a
 # private stack with the offline stand-in. The report is printed, and kept in Restate.

@@ -12,6 +12,7 @@ import os
 
 import restate
 
+from app.advanced.any_model_agent import agent_service as any_model_agent
 from app.advanced.guarded_agent import agent_service as guarded_claim_agent
 from app.advanced.interruptible_agent import interruptible_agent, task_runs
 from app.advanced.llm_usage import llm_usage, record_usage
@@ -79,6 +80,7 @@ services: list[restate.Service | restate.VirtualObject | restate.Workflow] = [
     task_runs,
     guarded_claim_agent,
     tool_approval_claim_agent,
+    any_model_agent,
     llm_usage,
     mcp_claim_agent,
     # Sub-agents, called by other agents as remote tools

@@ -3,7 +3,8 @@
     python -m bench                      # everything (about 17 minutes on 2 cores, most of it
                                          #   for 10,000 waiting approvals and the cluster)
     python -m bench --only overhead      # one section: overhead, floor, throughput, recovery,
-                                         #   waiting, burst, cluster, misbehaviour, streaming
+                                         #   waiting, burst, cluster, misbehaviour, streaming,
+                                         #   local_model (a real small model; built on first use)
     python -m bench --quick              # a first look in 2-3 minutes: fewer runs, shorter
                                          #   windows, 300 waiting approvals; no burst, no cluster
                                          #   (unless asked for with --only)
@@ -320,7 +321,8 @@ async def run_sections(bench: Bench, sections: list[str]) -> None:
 
 
 SECTIONS = [
-    "overhead", "floor", "throughput", "recovery", "waiting", "burst", "cluster", "misbehaviour", "streaming"
+    "overhead", "floor", "throughput", "recovery", "waiting", "burst", "cluster", "misbehaviour", "streaming",
+    "local_model",
 ]  # fmt: skip
 
 
@@ -408,6 +410,17 @@ def main() -> None:
                 figures = streaming.run(Path(tmp) / "streaming", args.quick)
             streaming.report(figures)
             record("streaming", figures)
+        if "local_model" in sections:
+            from bench import local_model
+
+            print(
+                "local_model: the durable WeatherAgent and the plain SDK on a real small model ...",
+                flush=True,
+            )
+            with timed("local_model"):
+                figures = local_model.run(Path(tmp) / "local-model", args.quick)
+            local_model.report(figures)
+            record("local_model", figures)
     text = write_report()
     print(text.split("\n## What the figures say", 1)[0])  # the tables; the notes are in the file
     print(f"written: {bench.results.RESULTS} and RESULTS.md beside it")

@@ -3,6 +3,7 @@
 import json
 import os
 import platform
+import statistics
 import subprocess
 from importlib import metadata
 from pathlib import Path
@@ -497,6 +498,23 @@ def generic_section(title: str, figures: dict[str, Any]) -> str:
     return "".join(out)
 
 
+def _local_model(lm: dict[str, Any]) -> str:
+    rows = "".join(
+        f"| {kind} | {statistics.median(s['ms'] for s in runs):.0f} | "
+        f"{', '.join(str(s['llm_calls']) for s in runs)} | {len(runs)} |\n"
+        for kind, runs in lm["runs"].items()
+    )
+    return (
+        f"\n## 10. A real small model ({lm['model']} on llama.cpp's server, one request at a time)\n\n"
+        "The WeatherAgent, durable through Restate and plain with the Agents SDK, on the same server; the "
+        "model is unscripted, so each run's LLM calls are shown beside the time.\n\n"
+        "| run | median ms | LLM calls per run | runs |\n| --- | --- | --- | --- |\n"
+        + rows
+        + f"\nDurable / plain: **{lm['ratio']}x** (medians); per LLM call, {lm['ms_per_llm_call']['durable']} ms "
+        f"durable, {lm['ms_per_llm_call']['plain']} ms plain.\n"
+    )
+
+
 def write_report() -> str:
     """Rewrite bench/RESULTS.md from bench/results.json (beside RESULTS); returns the text."""
     data: dict[str, Any] = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
@@ -543,6 +561,8 @@ def write_report() -> str:
         )
     if st := data.get("streaming"):
         out.append(_streaming(st))
+    if lm := data.get("local_model"):
+        out.append(_local_model(lm))
     notes = HERE / "NOTES.md"
     if notes.exists():
         out.append("\n" + notes.read_text())

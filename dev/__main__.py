@@ -11,6 +11,8 @@ under app/ changes, and either one when it dies (try
 `kill -9 $(cat .restate/endpoint.pid)`), re-registers it and asks Restate to retry the waiting
 invocations at once. Ctrl-C stops everything.
 
+    python -m dev --local-model  # `make run-local`: a real small model instead of the stand-in
+
     python -m dev --cluster      # `make cluster`
 
 The same tour on a three-node Restate cluster (see dev/cluster.py for its ports), with the
@@ -37,6 +39,7 @@ from types import FrameType
 
 from dev.cluster import CONTROL_NODE, NODE_NAMES, RestateCluster, standard_ports
 from dev.identity import ensure_identity
+from dev.local_model import LocalModelServer
 from dev.stack import (
     LOOPBACK,
     REPO,
@@ -67,10 +70,11 @@ NODE_RESTART_DELAY = float(os.environ.get("NODE_RESTART_SECONDS", "15"))
 
 
 class Launcher:
-    def __init__(self, cluster: bool = False) -> None:
+    def __init__(self, cluster: bool = False, local_model: bool = False) -> None:
         self.ports = Ports.from_env()
         self.cluster: RestateCluster | None = None
         self.cluster_mode = cluster
+        self.use_local_model = local_model
         self.node_died_at: dict[str, float] = {}
         if cluster:
             # n1 has the single node's ingress and admin ports: the tour's commands work as written.
@@ -81,6 +85,7 @@ class Launcher:
         self.app_url = os.environ.get("APP_URL", f"http://{LOOPBACK}:{self.ports.app}")
         self.server: RestateServer | None = None
         self.llm: OfflineLLM | None = None
+        self.local_model: LocalModelServer | None = None
         self.endpoint: Endpoint | None = None
         self.web: Web | None = None
         self.admin = Admin(self.external_admin or f"http://{LOOPBACK}:{self.ports.admin}")
@@ -107,7 +112,9 @@ class Launcher:
             else:
                 self.start_server()
 
-        if os.environ.get("OPENAI_API_KEY"):
+        if self.use_local_model:
+            self.start_local_model(endpoint_env)
+        elif os.environ.get("OPENAI_API_KEY"):
             say(
                 "OPENAI_API_KEY is set: the agents call the OpenAI API (model: "
                 f"{os.environ.get('OPENAI_MODEL', 'gpt-4.1')})."
@@ -165,6 +172,31 @@ class Launcher:
         say("Try the first step of the tour:")
         print("\n    " + FIRST_CURL.format(ingress=self.ports.ingress) + "\n", flush=True)
         say("Edit a file under app/ and the endpoint restarts; Ctrl-C stops everything.")
+
+    def start_local_model(self, endpoint_env: dict[str, str]) -> None:
+        """The real small model (dev/local_model.py) for the agents; the stand-in for the weather API."""
+        from dev.local_model import MODEL_ALIAS, LocalModelServer, ensure_installed, ensure_model
+
+        say("preparing the local model (the first time, llama.cpp is compiled: about 10 minutes) ...")
+        ensure_installed()
+        ensure_model()
+        # adapt: llama-cpp-python's server needs requests rewritten for tool calls (docs/local-models.md).
+        self.local_model = LocalModelServer(self.state_dir / "local-model.log", adapt=True)
+        self.local_model.start()
+        self.llm = OfflineLLM(self.ports.llm or free_port(), self.state_dir / "offline-llm.log")
+        self.llm.start()
+        self.llm.wait_ready()
+        endpoint_env.update(self.llm.endpoint_env())
+        endpoint_env.update(
+            OPENAI_API_KEY="local-model",
+            OPENAI_BASE_URL=self.local_model.url,
+            OPENAI_API="chat_completions",
+            OPENAI_MODEL=MODEL_ALIAS,
+        )
+        say(
+            f"using the local model {MODEL_ALIAS} at {self.local_model.url} (llama.cpp; a 135M model: "
+            "expect it to misbehave, and the tour to stay durable); the weather API is the stand-in's"
+        )
 
     def start_server(self) -> None:
         server_env = dict(TOUR_SERVER_ENV)
@@ -325,7 +357,7 @@ class Launcher:
         self.stopping = True
 
     def stop(self) -> None:
-        for proc in (self.web, self.endpoint, self.llm, self.server, self.cluster):
+        for proc in (self.web, self.endpoint, self.llm, self.local_model, self.server, self.cluster):
             if proc is not None:
                 proc.stop()
         names = ["endpoint.pid", "web.pid", "restate-server.pid", "offline-llm.url"]
@@ -337,7 +369,11 @@ class Launcher:
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m dev", description=__doc__.splitlines()[0])
     parser.add_argument("--cluster", action="store_true", help="three Restate nodes instead of one")
-    launcher = Launcher(cluster=parser.parse_args().cluster)
+    parser.add_argument(
+        "--local-model", action="store_true", help="a real small model instead of the stand-in"
+    )
+    args = parser.parse_args()
+    launcher = Launcher(cluster=args.cluster, local_model=args.local_model)
     signal.signal(signal.SIGINT, launcher.request_stop)
     signal.signal(signal.SIGTERM, launcher.request_stop)
     try:

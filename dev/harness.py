@@ -338,3 +338,37 @@ class ClusterTour(Tour):
         """The endpoint's worker processes."""
         assert self.endpoint is not None
         return worker_pids(self.endpoint.pid)
+
+
+class LocalModelTour(Tour):
+    """The tour with a real small model (dev/local_model.py: llama.cpp's server with SmolLM2-135M)
+    instead of the stand-in, over the Chat Completions API; the stand-in serves the weather API only.
+
+    `model.chat_completions` counts the requests the model server received. `model.adapt` (settable)
+    makes its proxy rewrite requests for llama.cpp's tool calling (dev/local_model.py)."""
+
+    def __init__(
+        self, workdir: Path, endpoint_env: dict[str, str] | None = None, adapt: bool = False
+    ) -> None:
+        from dev.local_model import MODEL_ALIAS, LocalModelServer
+
+        super().__init__(workdir, endpoint_env=endpoint_env)
+        self.model = LocalModelServer(workdir / "local-model.log", adapt=adapt)
+        self.model_alias = MODEL_ALIAS
+
+    def start(self) -> None:
+        self.model.start()
+        self.extra_endpoint_env = {
+            "OPENAI_BASE_URL": self.model.url,
+            "OPENAI_API_KEY": "local-model",
+            "OPENAI_API": "chat_completions",
+            "OPENAI_MODEL": self.model_alias,
+            **self.extra_endpoint_env,
+        }
+        super().start()
+
+    def stop(self) -> None:
+        try:
+            super().stop()
+        finally:
+            self.model.stop()

@@ -50,13 +50,14 @@ from agents.run import AgentRunner, set_default_agent_runner
 from agents.run_config import CallModelData, ModelInputData
 from restate import RunOptions, TerminalError
 from restate.exceptions import RetryableError
+from restate.ext.openai.functions import wrap_agent_tools
 from restate.ext.openai.models import RestateModelResponse, State
 from restate.ext.openai.runner_wrapper import DurableModelCalls, RestateModelWrapper
 from restate.extensions import current_context
 from restate.serde import PydanticJsonSerde
 
 from app.runtime.llm_client import ModelMisbehaved
-from app.runtime.settings import MODEL
+from app.runtime.settings import LLM_RETRY, MODEL
 from app.runtime.tool_order import OrderedCalls, calls_in_order, with_skips
 from app.runtime.usage import UsageRecorder, UsageTally
 
@@ -89,8 +90,8 @@ class JournaledModel(RestateModelWrapper):
     """Restate's journaled `call LLM` step, adding each journaled answer's usage to the run's tally
     (on a replay too: the tally is rebuilt from the journal)."""
 
-    def __init__(self, model: Model, name: str, models: "JournaledModels", options: RunOptions[Any]) -> None:
-        super().__init__(model, models.durable.state, dataclasses.replace(options, serde=AnswerByAlias()))
+    def __init__(self, model: Model, name: str, models: "JournaledModels") -> None:
+        super().__init__(model, models.state, dataclasses.replace(models.options, serde=AnswerByAlias()))
         self.name, self.tally, self.own_tools = name, models.tally, models.own_tools
 
     async def get_response(self, *args: Any, **kwargs: Any) -> ModelResponse:
@@ -105,23 +106,47 @@ class JournaledModel(RestateModelWrapper):
 
 
 class JournaledModels(ModelProvider):
-    """The model provider `DurableRunner.run` installed (same journal, same turnstile), with
-    `JournaledModel` calls; a `Model` instance is journaled the same way (`journaled`)."""
+    """The run's models, each call a `JournaledModel` (same journal, same turnstile as restate's
+    own); a `Model` instance is journaled the same way (`journaled`)."""
 
-    def __init__(self, durable: DurableModelCalls, tally: UsageTally) -> None:
-        self.durable, self.tally = durable, tally
+    def __init__(
+        self, source: ModelProvider, state: State, options: RunOptions[Any], tally: UsageTally
+    ) -> None:
+        self.source, self.state, self.options, self.tally = source, state, options, tally
         # The tools of the run's agents by name: the ones restate orders (not MCP tools).
         self.own_tools: dict[str, FunctionTool] = {}
 
+    @classmethod
+    def for_run(
+        cls, agent: Agent[Any], run_config: RunConfig, tally: UsageTally
+    ) -> "tuple[JournaledModels, Agent[Any]]":
+        """The models of a run, and its agent: as `DurableRunner.run` set them up, or, for a plain
+        `Runner.run` inside a handler (an agent used as a tool, say), set up the same way here:
+        tools in turn order, its provider's models journaled, with the tour's bounded attempts."""
+        provider = run_config.model_provider
+        if isinstance(provider, DurableModelCalls):
+            # Restate's provider finds the model, before it would wrap it: wrapped here instead.
+            return cls(_FirstOf(provider), provider.state, provider.llm_retry_opts, tally), agent
+        state = State()
+        return cls(provider, state, LLM_RETRY, tally), wrap_agent_tools(agent, state)
+
     def get_model(self, model_name: str | None) -> Model:
-        # The model, as Restate's provider finds it, before Restate wraps it: wrapped here instead.
-        model = MultiProvider.get_model(self.durable, model_name or None)
-        return self.journaled(model, model_name or MODEL)
+        return self.journaled(self.source.get_model(model_name or None), model_name or MODEL)
 
     def journaled(self, model: Model, name: str | None = None) -> Model:
         if isinstance(model, RestateModelWrapper):
             return model
-        return JournaledModel(model, name or _model_name(model), self, self.durable.llm_retry_opts)
+        return JournaledModel(model, name or _model_name(model), self)
+
+
+class _FirstOf(ModelProvider):
+    """The model restate's `DurableModelCalls` finds (a `MultiProvider`), not yet wrapped."""
+
+    def __init__(self, durable: DurableModelCalls) -> None:
+        self.durable = durable
+
+    def get_model(self, model_name: str | None) -> Model:
+        return MultiProvider.get_model(self.durable, model_name)
 
 
 def _model_name(model: Any) -> str:
@@ -141,7 +166,7 @@ def _with_journaled_models(agent: Agent[Any], models: JournaledModels) -> Agent[
         for h in agent.handoffs
     ]
     model = models.journaled(agent.model) if isinstance(agent.model, Model) else agent.model
-    tools = with_skips(agent, models.durable.state)
+    tools = with_skips(agent, models.state)
     models.own_tools.update((tool.name, tool) for tool in tools if isinstance(tool, FunctionTool))
     unchanged = all(
         new is old for new, old in zip([*handoffs, *tools], [*agent.handoffs, *agent.tools], strict=True)
@@ -265,15 +290,6 @@ def _resume_with(state: RunState[Any], agent: Agent[Any], journaled: State) -> N
     journaled.turnstile = OrderedCalls([call_id for call_id in approved if call_id])
 
 
-def _durable_provider(agent: Agent[Any], run_config: Any) -> DurableModelCalls:
-    """The journaling model provider that `DurableRunner.run` installed; a plain `Runner.run`
-    inside a handler has none, and its LLM calls would escape the journal: refused."""
-    provider = getattr(run_config, "model_provider", None)
-    if not isinstance(provider, DurableModelCalls):
-        raise TerminalError(f"Agent {agent.name} must run with DurableRunner.run", status_code=500)
-    return provider
-
-
 def _with_policy(run_config: RunConfig, models: JournaledModels) -> RunConfig:
     """The run's config with `models` (a `Model` instance in it journaled too), and the model told
     about a tool it invented, instead of the run failing on the spot."""
@@ -343,8 +359,10 @@ class DurableAgentRuns(AgentRunner):
         tally = outer_tally or UsageTally()
         token = _run_tally.set(tally)
         try:
-            models = JournaledModels(_durable_provider(starting_agent, kwargs.get("run_config")), tally)
-            kwargs["run_config"] = _with_policy(kwargs["run_config"], models)
+            given = kwargs.get("run_config")
+            run_config = RunConfig(**given) if isinstance(given, dict) else given or RunConfig()
+            models, starting_agent = JournaledModels.for_run(starting_agent, run_config, tally)
+            kwargs["run_config"] = _with_policy(run_config, models)
             handlers: RunErrorHandlers[Any] = {
                 "max_turns": functools.partial(_max_turns, kwargs.get("max_turns")),
                 "model_refusal": _refusal,
@@ -352,7 +370,7 @@ class DurableAgentRuns(AgentRunner):
             kwargs["error_handlers"] = {**handlers, **(kwargs.get("error_handlers") or {})}
             agent = _with_journaled_models(starting_agent, models)
             if isinstance(input, RunState):
-                _resume_with(input, agent, models.durable.state)
+                _resume_with(input, agent, models.state)
             result = await super().run(agent, input, **kwargs)
             # (A run that stopped on tool approvals has no answer yet: the caller resumes it.)
             if not result.interruptions and (

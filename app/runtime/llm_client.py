@@ -16,7 +16,7 @@ from openai.types.responses import Response
 from restate import TerminalError
 from restate.exceptions import RetryableError
 
-from app.runtime.settings import LLM_TIMEOUT_SECONDS, MODEL
+from app.runtime.settings import LLM_TIMEOUT_SECONDS, MODEL, OPENAI_API
 
 # HTTP statuses where asking again cannot help: the request or the credentials are wrong.
 PERMANENT_STATUSES = {400, 401, 403, 404, 422}
@@ -152,11 +152,12 @@ def openai_client() -> RestateAwareOpenAI:
 
 
 def configure_openai_client() -> None:
-    """Make the Agents SDK use `openai_client()` for every agent, with request bodies built
-    without the client's per-call type walk (app/runtime/request_body.py)."""
-    from agents import set_default_openai_client
+    """Make the Agents SDK use `openai_client()` for every agent, over the API OPENAI_API names,
+    with request bodies built without the client's per-call type walk (app/runtime/request_body.py)."""
+    from agents import set_default_openai_api, set_default_openai_client
 
     from app.runtime import request_body
 
     request_body.install()
     set_default_openai_client(openai_client())
+    set_default_openai_api("chat_completions" if OPENAI_API == "chat_completions" else "responses")

@@ -11,6 +11,12 @@ from restate import RunOptions
 # reasoning model with settings of its own.)
 MODEL = os.environ.get("OPENAI_MODEL", "gpt-4.1")
 
+# Which OpenAI API the agents speak: "responses" (OpenAI's own) or "chat_completions", which every
+# OpenAI-compatible server speaks (Ollama, vLLM, llama.cpp, LM Studio; OPENAI_BASE_URL points there).
+OPENAI_API = os.environ.get("OPENAI_API", "responses")
+if OPENAI_API not in ("responses", "chat_completions"):
+    raise ValueError(f"OPENAI_API must be responses or chat_completions, not {OPENAI_API!r}")
+
 # Every LLM call is a journaled step. Restate retries a failed call with backoff, but only this
 # many times in all: a broken prompt or an expired key must not turn into an endless, paid loop.
 LLM_MAX_ATTEMPTS = int(os.environ.get("LLM_MAX_ATTEMPTS", "5"))
