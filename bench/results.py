@@ -441,9 +441,10 @@ def _failover(fo: dict[str, Any]) -> str:
 def _streaming(st: dict[str, Any]) -> str:
     """Time to first token: the durable stream (through the web process) vs plain SDK streaming."""
     polls = st.get("web_poll_seconds", {})
+    how = "pushed: the topic answers its waiting reader" if st.get("delivery") == "pushed" else None
     labels = {
         "plain": "plain Agents SDK, `Runner.run_streamed` in-process",
-        "durable": f"StreamingAgent, ingress → SSE of the web process (polls every {polls.get('durable', 0.25)} s)",
+        "durable": f"StreamingAgent, ingress → SSE of the web process ({how or 'polls every ' + str(polls.get('durable', 0.25)) + ' s'})",
         "durable_poll_20ms": "the same, the web process polling every "
         f"{polls.get('durable_poll_20ms', 0.02)} s",
     }

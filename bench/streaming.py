@@ -7,8 +7,8 @@ same answer in-process, in the same run, against the same stand-in at the same t
   process; from the start of the run to its first `response.output_text.delta`.
 - durable: `POST /StreamingAgent/run/send` through the ingress, then the public web process's
   `/streams/<id>` (SSE) read as a browser would; from the POST to the first `text_delta` event.
-  Once with the web process as `make run` starts it (it reads the topic every 0.25 s), once with
-  STREAM_POLL_SECONDS=0.02, to show what that polling adds.
+  The web process waits at the topic (`AgentEvents/<id>/next`), which answers as soon as the text
+  lands: pushed, not polled.
 
 Both include the first LLM call (the tool call, streamed too), the weather lookup and the second
 call up to its first word. Runs take turns (plain, durable, plain, ...), so the machine's load
@@ -30,7 +30,6 @@ from dev.harness import Tour
 
 QUESTION = "What is the weather like in Tokyo?"
 TOKEN_MS = 20  # the stand-in's pace between two deltas, for both
-FAST_POLL_SECONDS = 0.02
 
 
 async def plain_first_token() -> tuple[float, float]:
@@ -125,13 +124,6 @@ async def _measure(stack: Tour, runs: int, warmup: int, stand_in: StandIn) -> Sa
             keep(i, "plain", *await plain_first_token())
             stand_in.fresh()
             keep(i, "durable", *await durable_first_token(ingress, web))
-        await asyncio.to_thread(stack.restart_web, STREAM_POLL_SECONDS=str(FAST_POLL_SECONDS))
-        try:
-            for i in range(warmup + runs):
-                stand_in.fresh()
-                keep(i, "durable_poll_20ms", *await durable_first_token(ingress, web))
-        finally:
-            await asyncio.to_thread(stack.restart_web)
     return samples
 
 
@@ -162,7 +154,7 @@ def measure(stack: Tour, quick: bool) -> dict[str, Any]:
         "token_ms": TOKEN_MS,
         "runs": runs,
         "stand_in_clock_uncertainty_ms": round(stand_in.uncertainty * 1000, 1),
-        "web_poll_seconds": {"durable": 0.25, "durable_poll_20ms": FAST_POLL_SECONDS},
+        "delivery": "pushed",  # the web process waits at the topic, which answers when text lands
     }
 
 

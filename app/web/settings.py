@@ -10,7 +10,7 @@ class Settings:
     ingress_url: str = "http://localhost:8080"
     # A progress stream with no new event for this long ends (the reader may reconnect).
     stream_idle_seconds: float = 300.0
-    # How often an open stream asks the ingress for new events.
+    # How often the reviewers' inbox stream asks the ingress for the list (the run streams are pushed).
     poll_seconds: float = 0.25
     # The longest `wait` a long-poll may ask for.
     max_wait_seconds: float = 60.0

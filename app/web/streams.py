@@ -3,19 +3,19 @@
     GET /streams/<invocation id>                   text/event-stream: every event, until `done`
     GET /streams/<invocation id>/events?offset=N&wait=S    JSON {"events", "next_offset", "done"}
 
-Both read the topic through the Restate ingress (`AgentEvents/<id>/read`). An SSE reader that
-reconnects sends `Last-Event-ID` and gets the events after it: none missed, none twice.
+Both read the topic through the Restate ingress, waiting at it (`AgentEvents/<id>/next`): the
+topic answers as soon as an event lands, so nothing is polled. An SSE reader that reconnects
+sends `Last-Event-ID` and gets the events after it: none missed, none twice.
 
 - 404 at once for a run Restate does not know (the ingress's invocation status says so, and the
   topic holds no event for it); 400 for an offset that is not a whole number >= 0, or a wait that
   is not a number of seconds between 0 and 60.
-- A stream ends when the run is done, when the reader goes away (nothing is polled for it after
+- A stream ends when the run is done, when the reader goes away (nothing is read for it after
   that), or after STREAM_IDLE_SECONDS (default 300) without a new event, with a last `idle`
   event: reconnect to read on.
 - 502 if the ingress cannot be reached.
 """
 
-import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
@@ -28,6 +28,9 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from app.web.settings import Settings
+
+# The longest one wait at the topic: the stream checks that its reader is still there in between.
+MAX_WAIT_SECONDS = 25.0
 
 
 class BadRequest(Exception):
@@ -66,8 +69,14 @@ def _wait(request: Request, settings: Settings) -> float:
     return wait
 
 
-async def _read(client: httpx.AsyncClient, run_id: str, offset: int) -> dict[str, Any]:
-    resp = await client.post(f"/AgentEvents/{quote(run_id, safe='')}/read", json={"offset": offset})
+async def _read(client: httpx.AsyncClient, run_id: str, offset: int, wait: float = 0) -> dict[str, Any]:
+    """The events after `offset`; with `wait`, the topic holds the call until one lands (a push:
+    `AgentEvents/<id>/next` returns as soon as the run publishes), or `wait` seconds have passed."""
+    resp = await client.post(
+        f"/AgentEvents/{quote(run_id, safe='')}/next",
+        json={"offset": offset, "wait": wait},
+        timeout=wait + 10,
+    )
     resp.raise_for_status()
     page: dict[str, Any] = resp.json()
     return page
@@ -113,13 +122,8 @@ async def long_poll(request: Request) -> Response:
     if isinstance(checked, Response):
         return checked
     run_id, offset, client = checked
-    deadline = time.monotonic() + wait
     try:
-        while True:
-            page = await _read(client, run_id, offset)
-            if page["events"] or page["done"] or time.monotonic() >= deadline:
-                return JSONResponse(page)
-            await asyncio.sleep(settings.poll_seconds)
+        return JSONResponse(await _read(client, run_id, offset, wait))
     except httpx.HTTPError as e:
         return _message(502, f"the Restate ingress could not be reached: {e}")
 
@@ -142,7 +146,8 @@ async def server_sent_events(request: Request) -> Response:
         try:
             last_event = time.monotonic()
             while True:
-                page = await _read(client, run_id, offset)
+                idle_left = settings.stream_idle_seconds - (time.monotonic() - last_event)
+                page = await _read(client, run_id, offset, wait=max(0.0, min(idle_left, MAX_WAIT_SECONDS)))
                 for event in page["events"]:
                     yield _frame(event)
                 if page["events"]:
@@ -154,7 +159,6 @@ async def server_sent_events(request: Request) -> Response:
                     idle = {"type": "idle", "seconds": settings.stream_idle_seconds, "next_offset": offset}
                     yield f"event: idle\ndata: {json.dumps(idle)}\n\n"
                     return
-                await asyncio.sleep(settings.poll_seconds)
         except httpx.HTTPError as e:
             yield f"event: error\ndata: {json.dumps({'type': 'error', 'message': f'ingress: {e}'})}\n\n"
         finally:

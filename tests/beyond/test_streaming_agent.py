@@ -1,6 +1,7 @@
 """Beyond the tour: StreamingAgent's progress events, over SSE and long-poll."""
 
 import json
+import time
 from typing import Any
 
 import httpx
@@ -56,6 +57,29 @@ def test_long_poll_returns_what_comes_after_the_offset(stack: Tour) -> None:
     assert page["next_offset"] == page["events"][-1]["offset"] + 1 and page["done"] is True
     bad = httpx.get(f"{stack.web_url}/streams/{run_id}/events", params={"offset": "soon"})
     assert bad.status_code == 400
+
+
+def test_a_waiting_reader_is_answered_when_the_next_event_lands_not_when_its_wait_ends(stack: Tour) -> None:
+    stack.llm.fault("weather", count=1, hang=3, status=200)  # the run's weather step takes 3 s
+    run_id = stack.send("StreamingAgent/run", {"message": "What is the weather like in Vienna?"})
+    first = wait_until(
+        lambda: (
+            (p := stack.call(f"AgentEvents/{run_id}/read", {"offset": 0}).json())["next_offset"] >= 3 and p
+        ),
+        what="the tool_start event",
+    )
+    after = first["next_offset"]  # nothing comes until the weather step ends, 3 s later
+
+    started = time.monotonic()
+    page = httpx.get(
+        f"{stack.web_url}/streams/{run_id}/events", params={"offset": after, "wait": 30}, timeout=60
+    ).json()
+
+    # The topic answered the waiting reader as the step's end was published (a push): not after
+    # 30 s of waiting, and with the event that came.
+    assert time.monotonic() - started < 15
+    assert page["events"] and page["events"][0]["offset"] == after
+    assert page["events"][0]["type"] == "tool_end"
 
 
 @pytest.mark.crash

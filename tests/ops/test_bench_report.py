@@ -124,6 +124,37 @@ def test_report_shows_the_time_to_first_token(results_file: Path) -> None:
     assert "| the same, the web process polling every 0.02 s | 266.0 |" in text
 
 
+def test_report_shows_pushed_delivery_and_the_local_model(results_file: Path) -> None:
+    def ms(median: float) -> dict[str, float]:
+        return {"median_ms": median, "p95_ms": median + 10, "p99_ms": median + 20, "runs": 8}
+
+    runs = {"plain": [{"ms": 5000.0, "llm_calls": 2}], "durable": [{"ms": 4000.0, "llm_calls": 1}]}
+    results_file.write_text(
+        json.dumps(
+            {
+                "streaming": {
+                    "first_token_ms": {"plain": ms(160.0), "durable": ms(250.0)},
+                    "model_first_word_ms": {"plain": ms(157.0), "durable": ms(220.0)},
+                    "delivery_ms": {"plain": ms(3.0), "durable": ms(30.0)},
+                    "token_ms": 20,
+                    "runs": 8,
+                    "delivery": "pushed",
+                },
+                "local_model": {
+                    "plain_ms": 5000.0, "durable_ms": 4000.0, "ratio": 0.8, "model": "SmolLM2-135M-Instruct",
+                    "ms_per_llm_call": {"plain": 2500.0, "durable": 4000.0}, "runs": runs,
+                },
+            }
+        )
+    )  # fmt: skip
+    text = results.write_report()
+    assert "(pushed: the topic answers its waiting reader) | 250.0 | 260.0 | 220.0 | 30.0 | 8 |" in text
+    assert "| the same, the web process polling every" not in text
+    assert "## 10. A real small model (SmolLM2-135M-Instruct on llama.cpp's server" in text
+    assert "| durable | 4000 | 1 | 1 |" in text
+    assert "Durable / plain: **0.8x** (medians); per LLM call, 4000.0 ms durable, 2500.0 ms plain." in text
+
+
 def test_report_without_any_figures(results_file: Path) -> None:
     assert "## Targets" in results.write_report()
 

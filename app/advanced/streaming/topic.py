@@ -14,10 +14,11 @@ answer at `llm_end`. Why and how: docs/beyond-the-tour.md, "Streaming intermedia
 import dataclasses
 import hashlib
 import hmac
+from datetime import timedelta
 from typing import Any, ClassVar, Literal
 
 import restate
-from pydantic import Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 from restate import TerminalError
 
 from app.runtime.request_models import RequestModel
@@ -226,6 +227,25 @@ class ReadRequest(RequestModel):
     offset: int = Field(default=0, ge=0, description="Number of events already seen.")
 
 
+class WaitRequest(RequestModel):
+    """Where to read from, and how long to wait for an event when there is none yet."""
+
+    EXAMPLES: ClassVar[list[dict[str, Any]]] = [{"offset": 0, "wait": 10}]
+
+    offset: int = Field(default=0, ge=0, description="Number of events already seen.")
+    wait: float = Field(default=10, ge=0, le=60, allow_inf_nan=False, description="Seconds to wait, at most.")
+
+
+class Waiter(BaseModel):
+    """A reader waiting for the events after `offset`: its awakeable, resolved with them."""
+
+    awakeable_id: str
+    offset: int
+
+
+MAX_WAITERS = 100  # readers of one run waiting at once (the oldest are woken, with nothing, first)
+
+
 async def _topic(restate_context: restate.ObjectContext) -> tuple[list[dict[str, Any]], TextLedger]:
     events: list[dict[str, Any]] = await restate_context.get("events", type_hint=list) or []
     return events, TextLedger.from_state(await restate_context.get("text", type_hint=dict))
@@ -236,6 +256,25 @@ def _save(restate_context: restate.ObjectContext, events: list[dict[str, Any]], 
     restate_context.set("text", ledger.as_state())
 
 
+def _page(events: list[dict[str, Any]], offset: int) -> dict[str, Any]:
+    return {
+        "events": events[offset:],
+        "next_offset": max(len(events), offset),
+        "done": any(e["type"] in ("done", "error") for e in events),
+    }
+
+
+async def _wake(restate_context: restate.ObjectContext, events: list[dict[str, Any]], before: int) -> None:
+    """The readers waiting (see `next_events`) get the events that came, at once: a push, not a poll."""
+    if len(events) == before:
+        return
+    waiters: list[dict[str, Any]] = await restate_context.get("waiters", type_hint=list) or []
+    for waiter in waiters:
+        restate_context.resolve_awakeable(waiter["awakeable_id"], _page(events, waiter["offset"]))
+    if waiters:
+        restate_context.clear("waiters")
+
+
 # Only the agent publishes (a one-way call from its own invocation); the ingress refuses it.
 @agent_events.handler(ingress_private=True)
 async def publish(restate_context: restate.ObjectContext, event: dict[str, Any]) -> None:
@@ -243,8 +282,10 @@ async def publish(restate_context: restate.ObjectContext, event: dict[str, Any])
     # Besides appending the event (see TextLedger): `llm_start` lets through text of its call that
     # came first, `llm_end` checks the call's streamed text against the journaled answer, and
     # `done` or `error` voids text that did not become an answer.
+    before = len(events)
     ledger.published(events, event)
     _save(restate_context, events, ledger)
+    await _wake(restate_context, events, before)
 
 
 # The run registers its stream token (its digest) before its first LLM call. It waits for the
@@ -264,15 +305,46 @@ async def allow_text(restate_context: restate.ObjectContext, token_sha256: str) 
 async def text(restate_context: restate.ObjectContext, batch: TextBatch) -> None:
     events, ledger = await _topic(restate_context)
     ledger.check(batch.token)
+    before = len(events)
     ledger.text(events, [e.model_dump() for e in batch.events], batch.seq)
     _save(restate_context, events, ledger)
+    await _wake(restate_context, events, before)
 
 
 @agent_events.handler(kind="shared")
 async def read(restate_context: restate.ObjectSharedContext, req: ReadRequest) -> dict[str, Any]:
+    return _page(await restate_context.get("events", type_hint=list) or [], req.offset)
+
+
+# A reader waits here (`next`) for the next events: they come as soon as they land (the topic
+# resolves the reader's awakeable), or after `wait` seconds with none. The events stay in the topic: a reader
+# that missed a wake-up (or reconnects) reads them from its offset all the same.
+@agent_events.handler("next", kind="shared")
+async def next_events(restate_context: restate.ObjectSharedContext, req: WaitRequest) -> dict[str, Any]:
+    page = _page(await restate_context.get("events", type_hint=list) or [], req.offset)
+    if page["events"] or page["done"] or req.wait == 0:
+        return page
+    awakeable_id, landed = restate_context.awakeable(type_hint=dict)
+    await restate_context.object_call(
+        watch, key=restate_context.key(), arg=Waiter(awakeable_id=awakeable_id, offset=req.offset)
+    )
+    match await restate.select(landed=landed, timeout=restate_context.sleep(timedelta(seconds=req.wait))):
+        case ["landed", newer]:
+            return dict(newer)
+        case _:
+            return page  # nothing new within `wait`
+
+
+@agent_events.handler(ingress_private=True)
+async def watch(restate_context: restate.ObjectContext, waiter: Waiter) -> None:
+    """Wake `waiter` when events after its offset land (at once, if some did since it read)."""
     events: list[dict[str, Any]] = await restate_context.get("events", type_hint=list) or []
-    return {
-        "events": events[req.offset :],
-        "next_offset": max(len(events), req.offset),
-        "done": any(e["type"] in ("done", "error") for e in events),
-    }
+    page = _page(events, waiter.offset)
+    if page["events"] or page["done"]:
+        restate_context.resolve_awakeable(waiter.awakeable_id, page)
+        return
+    waiters: list[dict[str, Any]] = await restate_context.get("waiters", type_hint=list) or []
+    waiters.append(waiter.model_dump())
+    for gone in waiters[:-MAX_WAITERS]:  # bounded: the oldest get an empty page now
+        restate_context.resolve_awakeable(gone["awakeable_id"], _page(events, gone["offset"]))
+    restate_context.set("waiters", waiters[-MAX_WAITERS:])
