@@ -193,10 +193,23 @@ class Bench:
         def cpu_slope(process: str) -> float:
             return slope(FLOOR_STEPS, [cpu[f"steps_{n}"][process] for n in FLOOR_STEPS])
 
+        floor_endpoint = cpu["noop"]["endpoint"] + JOURNALED_STEPS * cpu_slope("endpoint")
+        floor_server = cpu["noop"]["server"] + JOURNALED_STEPS * cpu_slope("server")
         return {
             "steps": list(FLOOR_STEPS),
             "latency": stats,
             "llm_latency_ms": 0,
+            # A WeatherAgent run's CPU beside what its journal alone would cost: a no-op invocation
+            # plus its 3 journaled steps at the floor's per-step cost (the endpoint's also does the
+            # plain agent's work: its target is plain + the floor's share).
+            "cpu_ms_per_run": {
+                "endpoint": {
+                    "durable": round(durable_endpoint_cpu, 2),
+                    "floor": round(floor_endpoint, 2),
+                    "plain": round(cpu["plain"]["bench (plain agent)"], 2),
+                },
+                "server": {"durable": round(cpu["durable"]["server"], 2), "floor": round(floor_server, 2)},
+            },
             # The floor: least-squares slopes over N of the median latency and of the mean CPU.
             "noop_ms_per_step": round(slope(FLOOR_STEPS, medians), 3),
             "server_cpu_ms_per_step": round(cpu_slope("server"), 3),

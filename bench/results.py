@@ -98,6 +98,37 @@ def _targets(data: dict[str, Any]) -> list[str]:
         out.append(
             _row("overhead ≤ 1.5x plain", "durable / plain, median", f"{ov['ratio']}x", ov["ratio"] <= 1.5)
         )
+    if (cpu := data.get("floor", {}).get("cpu_ms_per_run")) is not None:
+        server, endpoint = cpu["server"], cpu["endpoint"]
+        out.append(
+            _row(
+                "server CPU per run ≤ 1.2 × its floor",
+                "WeatherAgent run / no-op invocation + 3 journaled steps",
+                f"{server['durable']} / {server['floor']} ms",
+                server["durable"] <= 1.2 * server["floor"],
+            )
+        )
+        bound = endpoint["plain"] + 1.2 * endpoint["floor"]
+        out.append(
+            _row(
+                "endpoint CPU per run ≤ plain + 1.2 × the floor's share",
+                "WeatherAgent run / plain agent + 1.2 × (no-op + 3 steps)",
+                f"{endpoint['durable']} / {round(bound, 1)} ms",
+                endpoint["durable"] <= bound,
+            )
+        )
+    if (st := data.get("streaming")) and st.get("delivery") == "pushed":
+        delivery = st["delivery_ms"]["durable"]["median_ms"]
+        out.append(
+            _row(
+                "streamed text delivery ≤ 20 ms",
+                "model's first word → reader, median",
+                f"{delivery} ms",
+                delivery <= 20,
+            )
+        )
+        gap = st["durable_minus_plain_ms"]
+        out.append(_row("first token ≤ plain + 60 ms", "durable − plain, medians", f"+{gap} ms", gap <= 60))
     if (tp := data.get("throughput")) and "c64" in tp:
         c64 = tp["c64"]
         out.append(

@@ -139,6 +139,7 @@ def test_report_shows_pushed_delivery_and_the_local_model(results_file: Path) ->
                     "token_ms": 20,
                     "runs": 8,
                     "delivery": "pushed",
+                    "durable_minus_plain_ms": 90.0,
                 },
                 "local_model": {
                     "plain_ms": 5000.0, "durable_ms": 4000.0, "ratio": 0.8, "model": "SmolLM2-135M-Instruct",
@@ -150,6 +151,10 @@ def test_report_shows_pushed_delivery_and_the_local_model(results_file: Path) ->
     text = results.write_report()
     assert "(pushed: the topic answers its waiting reader) | 250.0 | 260.0 | 220.0 | 30.0 | 8 |" in text
     assert "| the same, the web process polling every" not in text
+    assert (
+        "| streamed text delivery ≤ 20 ms | model's first word → reader, median | 30.0 ms | **no** |" in text
+    )
+    assert "| first token ≤ plain + 60 ms | durable − plain, medians | +90.0 ms | **no** |" in text
     assert "## 10. A real small model (SmolLM2-135M-Instruct on llama.cpp's server" in text
     assert "| durable | 4000 | 1 | 1 |" in text
     assert "Durable / plain: **0.8x** (medians); per LLM call, 4000.0 ms durable, 2500.0 ms plain." in text
@@ -270,3 +275,25 @@ def test_report_shows_the_failover_phases_and_the_flaps(results_file: Path) -> N
         "3 rounds: every invocation in flight done after 0.53 s (median; slowest 0.61 s), with 0 leader"
         in text
     )
+
+
+def test_report_weighs_cpu_per_run_against_the_floor(results_file: Path) -> None:
+    measured = json.loads((Path(results.__file__).parent / "results.json").read_text())
+    cpu = {"endpoint": {"durable": 9.0, "floor": 2.0, "plain": 6.0}, "server": {"durable": 3.0, "floor": 2.0}}
+
+    def report() -> str:
+        results_file.write_text(json.dumps({"floor": {**measured["floor"], "cpu_ms_per_run": cpu}}))
+        return results.write_report()
+
+    # 3.0 > 1.2 × 2.0 and 9.0 > 6.0 + 1.2 × 2.0 = 8.4: both unmet
+    text = report()
+    assert (
+        "| server CPU per run ≤ 1.2 × its floor | WeatherAgent run / no-op invocation + 3 journaled steps "
+        in text
+    )
+    assert "| 3.0 / 2.0 ms | **no** |" in text
+    assert "| 9.0 / 8.4 ms | **no** |" in text
+    cpu["endpoint"]["durable"], cpu["server"]["durable"] = 8.0, 2.4
+    text = report()
+    assert "| 2.4 / 2.0 ms | yes |" in text
+    assert "| 8.0 / 8.4 ms | yes |" in text
