@@ -5,6 +5,9 @@ benchmarks. Served apart from the tour's endpoint so that the tour carries no be
     BenchNoop/steps      N journaled no-op steps (`ctx.run_typed`), one after the other: each one
                          proposes its (empty) result and waits for the server to acknowledge it,
                          as every LLM call and tool step of an agent does
+    BenchNoop/shaped     a WeatherAgent run's journal with nothing in it: 3 no-op steps, then a
+                         one-way call to BenchLedger/record (a Virtual Object keyed by service, that
+                         reads and writes its state), as the run sends its tally to LlmUsage
 
     python -m bench.noop_endpoint --port 9099
 """
@@ -17,6 +20,7 @@ from hypercorn.asyncio import serve
 from hypercorn.config import Config
 
 noop = restate.Service("BenchNoop")
+ledger = restate.VirtualObject("BenchLedger")
 
 
 @noop.handler()
@@ -35,13 +39,25 @@ async def steps(ctx: restate.Context, n: int) -> int:
     return n
 
 
+@ledger.handler()
+async def record(ctx: restate.ObjectContext, calls: int) -> None:
+    ctx.set("calls", (await ctx.get("calls", type_hint=int) or 0) + calls)
+
+
+@noop.handler()
+async def shaped(ctx: restate.Context) -> None:
+    for _ in range(3):
+        await ctx.run_typed("step", nothing)
+    ctx.object_send(record, key="BenchNoop", arg=2)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
     config = Config()
     config.bind = [f"127.0.0.1:{parser.parse_args().port}"]
     config.accesslog = None
-    asyncio.run(serve(restate.app(services=[noop]), config))
+    asyncio.run(serve(restate.app(services=[noop, ledger]), config))
 
 
 if __name__ == "__main__":
