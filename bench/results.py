@@ -125,7 +125,7 @@ def _targets(data: dict[str, Any]) -> list[str]:
                 endpoint["durable"] <= bound,
             )
         )
-    if (st := data.get("streaming")) and st.get("delivery") == "pushed":
+    if (st := data.get("streaming")) and st.get("delivery") in ("pushed", "live"):
         delivery = st["delivery_ms"]["durable"]["median_ms"]
         out.append(
             _row(
@@ -158,6 +158,15 @@ def _targets(data: dict[str, Any]) -> list[str]:
                 f"endpoint RSS slope from {first:,} to {total:,} waiting, × 1000",
                 f"{per_1000_mb} MB ({ws['endpoint_kb_per_waiting']} KB each)",
                 per_1000_mb < 5,
+            )
+        )
+        kb = ws["endpoint_kb_per_waiting"]
+        out.append(
+            _row(
+                "the endpoint holds nothing per waiting approval (< 0.5 KB)",
+                f"endpoint RSS slope from {first:,} to {total:,} waiting",
+                f"{kb} KB",
+                kb < 0.5,
             )
         )
     for key, label in BURSTS:
@@ -500,7 +509,10 @@ def _failover(fo: dict[str, Any]) -> str:
 def _streaming(st: dict[str, Any]) -> str:
     """Time to first token: the durable stream (through the web process) vs plain SDK streaming."""
     polls = st.get("web_poll_seconds", {})
-    how = "pushed: the topic answers its waiting reader" if st.get("delivery") == "pushed" else None
+    how = {
+        "pushed": "pushed: the topic answers its waiting reader",
+        "live": "the text live from the endpoint, the topic's copy behind it",
+    }.get(st.get("delivery", ""))
     labels = {
         "plain": "plain Agents SDK, `Runner.run_streamed` in-process",
         "durable": f"StreamingAgent, ingress → SSE of the web process ({how or 'polls every ' + str(polls.get('durable', 0.25)) + ' s'})",

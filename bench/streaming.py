@@ -7,8 +7,8 @@ same answer in-process, in the same run, against the same stand-in at the same t
   process; from the start of the run to its first `response.output_text.delta`.
 - durable: `POST /StreamingAgent/run/send` through the ingress, then the public web process's
   `/streams/<id>` (SSE) read as a browser would; from the POST to the first `text_delta` event.
-  The web process waits at the topic (`AgentEvents/<id>/next`), which answers as soon as the text
-  lands: pushed, not polled.
+  The endpoint sends the text live to the web process too (app/web/live.py), which passes it on
+  at once; the topic's copy (`AgentEvents/<id>/next`, pushed, not polled) comes behind it.
 
 Both include the first LLM call (the tool call, streamed too), the weather lookup and the second
 call up to its first word. Runs take turns (plain, durable, plain, ...), so the machine's load
@@ -154,7 +154,7 @@ def measure(stack: Tour, quick: bool) -> dict[str, Any]:
         "token_ms": TOKEN_MS,
         "runs": runs,
         "stand_in_clock_uncertainty_ms": round(stand_in.uncertainty * 1000, 1),
-        "delivery": "pushed",  # the web process waits at the topic, which answers when text lands
+        "delivery": "live",  # the text straight from the endpoint; the topic's copy behind it
     }
 
 

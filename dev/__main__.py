@@ -136,6 +136,8 @@ class Launcher:
         endpoint_env.setdefault("RESTATE_INGRESS_URL", f"http://localhost:{self.ports.ingress}")
         # The review requests in the log point at the reviewers' inbox of the web process.
         endpoint_env["PUBLIC_WEB_URL"] = f"http://localhost:{self.ports.web}"
+        # Streamed text also goes straight to the web process's readers (app/web/live.py).
+        endpoint_env.setdefault("STREAM_LIVE_URL", f"http://localhost:{self.ports.web}")
         # The endpoint tells Restate when it is back, so interrupted invocations resume at once.
         endpoint_env.setdefault("RESTATE_ADMIN_URL", self.admin.url)
         if self.cluster is not None:

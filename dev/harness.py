@@ -116,6 +116,7 @@ class Tour:
             "RESTATE_INGRESS_URL": self.ingress,
             "RESTATE_IDENTITY_KEYS": self.identity_key,
             "RESTATE_ADMIN_URL": self.admin_urls(),
+            "STREAM_LIVE_URL": self.web_url,
             **self.extra_endpoint_env,
         }
         self.start_endpoint()

@@ -38,3 +38,9 @@ def restate_ingress_url() -> str:
     """Where the endpoint reaches the Restate ingress (RESTATE_INGRESS_URL, default
     http://localhost:8080): printed in the approval commands, and where streamed text is sent."""
     return os.environ.get("RESTATE_INGRESS_URL", "http://localhost:8080").rstrip("/")
+
+
+def stream_live_url() -> str:
+    """Where streamed text also goes live, beside the durable topic (STREAM_LIVE_URL: the web
+    process, default http://localhost:8000; empty: nowhere). See app/web/live.py."""
+    return os.environ.get("STREAM_LIVE_URL", "http://localhost:8000").rstrip("/")

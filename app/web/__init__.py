@@ -14,6 +14,7 @@ starts it and prints its address.
     GET /health                                  {"status": "ok", "open_streams": 0}
     GET /streams/<invocation id>                 server-sent events until the run is done
     GET /streams/<invocation id>/events?offset=N&wait=S    long-poll: JSON, events after N
+    POST /streams/<invocation id>/live           the endpoint's streamed text, for the readers now
 """
 
 import contextlib
@@ -26,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from app.web import pages, streams
+from app.web import live, pages, streams
 from app.web.settings import Settings
 
 
@@ -49,5 +50,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
     )
     app.state.settings = settings
     app.state.open_streams = 0
+    app.state.live = live.Readers()
     app.state.ended_runs = pages.EndedRuns()
     return app

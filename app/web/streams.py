@@ -5,7 +5,9 @@
 
 Both read the topic through the Restate ingress, waiting at it (`AgentEvents/<id>/next`): the
 topic answers as soon as an event lands, so nothing is polled. An SSE reader that reconnects
-sends `Last-Event-ID` and gets the events after it: none missed, none twice.
+sends `Last-Event-ID` and gets the events after it: none missed, none twice. The SSE stream also
+carries the answer's text live, as the endpoint sends it here (app/web/live.py): those events
+have no id, and each piece of text comes once per connection (`at` says where it starts).
 
 - 404 at once for a run Restate does not know (the ingress's invocation status says so, and the
   topic holds no event for it); 400 for an offset that is not a whole number >= 0, or a wait that
@@ -16,6 +18,7 @@ sends `Last-Event-ID` and gets the events after it: none missed, none twice.
 - 502 if the ingress cannot be reached.
 """
 
+import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
@@ -27,6 +30,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from app.web import live
 from app.web.settings import Settings
 
 # The longest one wait at the topic: the stream checks that its reader is still there in between.
@@ -129,7 +133,33 @@ async def long_poll(request: Request) -> Response:
 
 
 def _frame(event: dict[str, Any]) -> str:
-    return f"id: {event['offset']}\nevent: {event['type']}\ndata: {json.dumps(event)}\n\n"
+    # Live text has no id: a reconnecting reader resumes after the topic's last event it saw.
+    head = f"id: {event['offset']}\n" if "offset" in event else ""
+    return f"{head}event: {event['type']}\ndata: {json.dumps(event)}\n\n"
+
+
+async def _topic_pages(
+    client: httpx.AsyncClient, run_id: str, offset: int, settings: Settings, queue: live.Queue
+) -> None:
+    """The topic's pages from `offset` onto `queue` (waiting at the topic in between), until the
+    run is done or nothing came for `stream_idle_seconds`; then ("idle", ...) or ("error", ...)."""
+    try:
+        last_event = time.monotonic()
+        while True:
+            idle_left = settings.stream_idle_seconds - (time.monotonic() - last_event)
+            page = await _read(client, run_id, offset, wait=max(0.0, min(idle_left, MAX_WAIT_SECONDS)))
+            queue.put_nowait(("page", page))
+            if page["events"]:
+                last_event = time.monotonic()
+            offset = page["next_offset"]
+            if page["done"]:
+                return
+            if time.monotonic() - last_event >= settings.stream_idle_seconds:
+                idle = {"type": "idle", "seconds": settings.stream_idle_seconds, "next_offset": offset}
+                queue.put_nowait(("idle", idle))
+                return
+    except httpx.HTTPError as e:
+        queue.put_nowait(("error", {"type": "error", "message": f"ingress: {e}"}))
 
 
 async def server_sent_events(request: Request) -> Response:
@@ -140,28 +170,33 @@ async def server_sent_events(request: Request) -> Response:
     run_id, offset, client = checked
 
     async def frames() -> AsyncIterator[str]:
-        nonlocal offset
         # Counted while open, so /health shows that a reader who went away is no longer served.
         request.app.state.open_streams += 1
+        readers: live.Readers = request.app.state.live
+        queue: live.Queue = asyncio.Queue()
+        readers.add(run_id, queue)
+        readers.ask_early(client, run_id)
+        topic = asyncio.create_task(_topic_pages(client, run_id, offset, settings, queue))
+        merge = live.Merge()
         try:
-            last_event = time.monotonic()
             while True:
-                idle_left = settings.stream_idle_seconds - (time.monotonic() - last_event)
-                page = await _read(client, run_id, offset, wait=max(0.0, min(idle_left, MAX_WAIT_SECONDS)))
-                for event in page["events"]:
-                    yield _frame(event)
-                if page["events"]:
-                    last_event = time.monotonic()
-                offset = page["next_offset"]
-                if page["done"]:
+                kind, item = await queue.get()
+                if kind == "live":
+                    for event in merge.live(item):
+                        yield _frame(event)
+                elif kind == "page":
+                    readers.ask_early(client, run_id)
+                    for event in item["events"]:
+                        for out in merge.durable(event):
+                            yield _frame(out)
+                    if item["done"]:
+                        return
+                else:  # idle, or the ingress could not be reached
+                    yield f"event: {kind}\ndata: {json.dumps(item)}\n\n"
                     return
-                if time.monotonic() - last_event >= settings.stream_idle_seconds:
-                    idle = {"type": "idle", "seconds": settings.stream_idle_seconds, "next_offset": offset}
-                    yield f"event: idle\ndata: {json.dumps(idle)}\n\n"
-                    return
-        except httpx.HTTPError as e:
-            yield f"event: error\ndata: {json.dumps({'type': 'error', 'message': f'ingress: {e}'})}\n\n"
         finally:
+            topic.cancel()
+            readers.remove(run_id, queue)
             request.app.state.open_streams -= 1
 
     # Starlette stops `frames` as soon as the client disconnects (it listens for http.disconnect).
@@ -172,5 +207,6 @@ async def server_sent_events(request: Request) -> Response:
 
 routes = [
     Route("/streams/{run_id}", server_sent_events, methods=["GET"]),
+    Route("/streams/{run_id}/live", live.receive, methods=["POST"]),
     Route("/streams/{run_id}/events", long_poll, methods=["GET"]),
 ]

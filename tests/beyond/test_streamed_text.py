@@ -46,17 +46,43 @@ def sse(stack: Tour, run_id: str, until: str | None = None, after: int | None = 
     return events
 
 
+def topic(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The topic's events (numbered), without the text that came live before them."""
+    return [e for e in events if "offset" in e]
+
+
+def last_offset(events: list[dict[str, Any]]) -> int:
+    return int(topic(events)[-1]["offset"])
+
+
 def outline(events: list[dict[str, Any]]) -> list[str]:
-    """The event types, a run of text_delta events as one (how the deltas are batched varies)."""
+    """The topic's event types, a run of text_delta events as one (how the deltas are batched varies)."""
     types: list[str] = []
-    for e in events:
+    for e in topic(events):
         if not (e["type"] == "text_delta" and types and types[-1] == "text_delta"):
             types.append(e["type"])
     return types
 
 
 def final_text(events: list[dict[str, Any]]) -> str:
-    """What a reader shows as the answer: the deltas of the last call, minus voided attempts."""
+    """What a reader shows as the answer: the text of the last call's attempt that was not
+    voided, put together by where each delta starts (`at`: live and topic copies overlap across
+    a reconnect), with no gap."""
+    last = max(e["call"] for e in events if e["type"] == "text_start")
+    voided = {e["attempt"] for e in events if e["type"] == "text_void"}
+    texts: dict[str, str] = {}
+    for e in events:
+        if e["type"] == "text_delta" and e["call"] == last and e["attempt"] not in voided:
+            have = texts.get(e["attempt"], "")
+            assert e["at"] <= len(have), f"text missing before {e}"
+            texts[e["attempt"]] = have + e["delta"][len(have) - e["at"] :]
+    assert len(texts) == 1, texts
+    return next(iter(texts.values()))
+
+
+def one_connection_text(events: list[dict[str, Any]]) -> str:
+    """The deltas of one connection simply joined (its last call, minus voided attempts): each
+    piece of text comes once per connection, live or from the topic."""
     last = max(e["call"] for e in events if e["type"] == "text_start")
     voided = {e["attempt"] for e in events if e["type"] == "text_void"}
     return "".join(
@@ -84,16 +110,20 @@ def test_the_reader_sees_the_answer_while_the_model_writes_it(paced: Tour) -> No
     # The reader has the first words; the model is still writing, the run has no answer yet.
     assert stack.invocation(run_id)["status"] != "completed"
     assert first[-1]["delta"] and ANSWER["Tokyo"].startswith(first[-1]["delta"])
+    # They came live, straight from the endpoint, ahead of the topic's copy.
+    assert first[-1]["live"] is True and "offset" not in first[-1] and first[-1]["at"] == 0
 
-    events = first + sse(stack, run_id, after=first[-1]["offset"])
+    events = first + sse(stack, run_id, after=last_offset(first))
     assert outline(events) == CLEAN
     deltas = [e for e in events if e["type"] == "text_delta"]
     assert len(deltas) > 1  # in pieces, as written
-    assert {(e["call"], e["attempt"]) for e in deltas} == {(2, events[5]["attempt"])}
+    assert {(e["call"], e["attempt"]) for e in deltas} == {(2, topic(events)[5]["attempt"])}
     assert [e["call"] for e in events if e["type"] == "llm_start"] == [1, 2]
-    assert "text" not in events[-2]  # llm_end: the journaled text is checked by the topic, not repeated
+    assert (
+        "text" not in topic(events)[-2]
+    )  # llm_end: the journaled text is checked by the topic, not repeated
     assert final_text(events) == events[-1]["output"] == stack.output(run_id).json() == ANSWER["Tokyo"]
-    assert [e["offset"] for e in events] == list(range(len(events)))
+    assert [e["offset"] for e in topic(events)] == list(range(len(topic(events))))
 
 
 def test_long_poll_passes_the_text_events_through(paced: Tour) -> None:
@@ -118,14 +148,14 @@ def test_a_crash_mid_answer_voids_the_partial_text_and_streams_the_retried_answe
     stack.kill_endpoint()  # SIGKILL: nobody from this attempt can say its text is void
     stack.llm.token_pace(20)
     stack.restart_endpoint()
-    events = seen + sse(stack, run_id, after=seen[-1]["offset"])
+    events = seen + sse(stack, run_id, after=last_offset(seen))
 
     killed = seen[-1]["attempt"]
     assert outline(events) == [
         "llm_start", "llm_end", "tool_start", "tool_end", "llm_start",
         "text_start", "text_delta", "text_void", "text_start", "text_delta", "llm_end", "done",
     ]  # fmt: skip
-    void = next(e for e in events if e["type"] == "text_void")
+    void = next(e for e in topic(events) if e["type"] == "text_void")
     assert void["attempt"] == killed and void["call"] == 2
     assert void["reason"] == "the LLM call is being retried"  # appended by the topic itself
     retried = [e for e in events if e["type"] == "text_start"][-1]["attempt"]
@@ -146,13 +176,16 @@ def test_a_journaled_answer_is_never_streamed_again(paced: Tour) -> None:
     run_id = stack.send("StreamingAgent/run", {"message": prompt})
     events = sse(stack, run_id)
 
-    starts = [e for e in events if e["type"] == "text_start"]
+    starts = [e for e in topic(events) if e["type"] == "text_start"]
+    live = {e["attempt"] for e in events if e.get("live") and e["type"] == "text_start"}
+    assert live <= {e["attempt"] for e in starts}  # what came live is what the topic carries
     # One announced attempt for each LLM call that wrote text, as many as the stand-in answered.
     assert [e["call"] for e in starts] == [2]
     assert len(answer_calls(stack, prompt)) == 1
     assert len(stack.llm_calls(prompt)) == 2
     assert outline(events) == CLEAN
     assert final_text(events) == stack.output(run_id).json() == ANSWER["Tokyo"]
+    assert one_connection_text(events) == ANSWER["Tokyo"]  # live or not, each word once
 
 
 def test_a_stream_cut_mid_answer_is_voided_at_once_and_the_step_retried(paced: Tour) -> None:
@@ -204,10 +237,15 @@ def test_text_that_could_not_be_sent_comes_at_llm_end(stack: Tour) -> None:
     events = sse(stack, run_id)
 
     assert outline(events) == CLEAN
-    assert [(e["call"], e["attempt"]) for e in events if e["type"].startswith("text_")] == [
+    assert [(e["call"], e["attempt"]) for e in topic(events) if e["type"].startswith("text_")] == [
         (2, "journal"),
         (2, "journal"),
     ]
+    # Text that reached the reader live but never the topic is voided when its call ends.
+    live = {e["attempt"] for e in events if e.get("live") and e["type"] == "text_start"}
+    voided = [e for e in events if e["type"] == "text_void"]
+    assert {e["attempt"] for e in voided} == live
+    assert all(e["reason"] == "not the journaled answer" for e in voided)
     assert final_text(events) == stack.output(run_id).json() == ANSWER["Tokyo"]
 
 

@@ -21,6 +21,8 @@ def progress(events: list[dict[str, Any]]) -> list[str]:
 
 
 def sse_events(stack: Tour, run_id: str, last_event_id: int | None = None) -> list[dict[str, Any]]:
+    """The topic's events on /streams/<id> (the text that also comes live, without an offset, is
+    tests/beyond/test_streamed_text.py's)."""
     headers = {"last-event-id": str(last_event_id)} if last_event_id is not None else {}
     events = []
     with httpx.stream("GET", f"{stack.web_url}/streams/{run_id}", headers=headers, timeout=60) as resp:
@@ -29,7 +31,7 @@ def sse_events(stack: Tour, run_id: str, last_event_id: int | None = None) -> li
         for line in resp.iter_lines():
             if line.startswith("data: "):
                 events.append(json.loads(line.removeprefix("data: ")))
-    return events
+    return [e for e in events if "offset" in e]
 
 
 def test_progress_streams_as_server_sent_events(stack: Tour) -> None:
@@ -49,6 +51,10 @@ def test_progress_streams_as_server_sent_events(stack: Tour) -> None:
 def test_long_poll_returns_what_comes_after_the_offset(stack: Tour) -> None:
     run_id = stack.send("StreamingAgent/run", {"message": "What is the weather like in Paris?"})
     wait_until(lambda: stack.output(run_id).status_code == 200, what="the run")
+    # The run's last publish (`done`) is a one-way send: it may land just after the run's answer.
+    wait_until(
+        lambda: stack.call(f"AgentEvents/{run_id}/read", {"offset": 0}).json()["done"], what="the done event"
+    )
 
     page = httpx.get(f"{stack.web_url}/streams/{run_id}/events", params={"offset": 4, "wait": 1}).json()
 

@@ -6,6 +6,10 @@ the Restate ingress (`AgentEvents/<run>/text/send`, one-way): a side effect of t
 HTTP request to the model, so not journaled. At most one send is in flight; deltas that arrive
 meanwhile go out together in the next, so the order holds and the first token is sent at once.
 The step's result, the complete response, is journaled once; a replay streams nothing again.
+
+Each batch also goes live to the web process (STREAM_LIVE_URL, app/web/live.py), which shows it to
+its readers at once; the topic's invocation queue takes ~100 ms. Best effort: the topic stays
+the record (offsets, voids), and a reader misses nothing if the live copy does not get through.
 """
 
 import asyncio
@@ -25,7 +29,7 @@ from openai.types.responses import Response
 from app.advanced.streaming.topic import MAX_DELTA_CHARS
 from app.runtime.http_clients import loop_client
 from app.runtime.llm_client import check_answer
-from app.runtime.settings import restate_ingress_url
+from app.runtime.settings import restate_ingress_url, stream_live_url
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +41,8 @@ FINISH_TIMEOUT_SECONDS = 5.0
 # Sends of one batch to the ingress before an attempt stops streaming (its text is then checked
 # against the journaled answer at `llm_end`, see TextLedger).
 SEND_TRIES = 3
+# The live copy is one try, short: a late preview is worth nothing.
+LIVE_TIMEOUT_SECONDS = 0.5
 
 
 def new_token() -> str:
@@ -53,13 +59,26 @@ def _ingress_client() -> httpx.AsyncClient:
     return loop_client("ingress", lambda: httpx.AsyncClient(base_url=restate_ingress_url(), timeout=3))
 
 
+def _live_client() -> httpx.AsyncClient | None:
+    if not (url := stream_live_url()):
+        return None
+    return loop_client("live text", lambda: httpx.AsyncClient(base_url=url, timeout=LIVE_TIMEOUT_SECONDS))
+
+
 class TextStream:
     """The text of one run: where it goes (the run's topic) and the token it must carry."""
 
-    def __init__(self, run_id: str, token: str, client: httpx.AsyncClient | None = None) -> None:
+    def __init__(
+        self,
+        run_id: str,
+        token: str,
+        client: httpx.AsyncClient | None = None,
+        live: httpx.AsyncClient | None = None,
+    ) -> None:
         self.run_id = run_id
         self.token = token
         self.client = client
+        self.live = live
         self.calls = 0  # the number of the LLM call in progress, counted on every replay too (ProgressHooks)
 
     def attempt(self) -> "TextAttempt":
@@ -87,6 +106,19 @@ class TextStream:
         log.warning("Text of run %s is no longer streamed (the ingress: %s)", self.run_id, problem)
         return False
 
+    async def send_live(self, events: list[dict[str, Any]], seq: int) -> bool:
+        """The same batch to the web process, for its readers now; False if it did not get there
+        (the attempt then stops sending live: its readers get the rest from the topic)."""
+        client = self.live or _live_client()
+        if client is None:
+            return False
+        body = {"token": self.token, "seq": seq, "events": events}
+        try:
+            resp = await client.post(f"/streams/{quote(self.run_id, safe='')}/live", json=body)
+        except httpx.HTTPError:
+            return False
+        return resp.status_code < 300
+
 
 class TextAttempt:
     """The text of one attempt at one LLM call, sent as it comes: one send in flight at a time."""
@@ -100,6 +132,7 @@ class TextAttempt:
         self.queue: list[dict[str, Any]] = []
         self.sender: asyncio.Task[None] | None = None
         self.broken = False  # a send failed: the rest is left to the check at llm_end
+        self.live = True  # the live copy still gets through
 
     def _event(self, kind: str, **fields: Any) -> dict[str, Any]:
         return {"type": kind, "call": self.call, "attempt": self.id, **fields}
@@ -110,14 +143,16 @@ class TextAttempt:
             return
         if self.chars == 0:
             self.queue.append(self._event("text_start"))
+        at = self.chars  # where `delta` starts in the attempt's text
         self.chars += len(delta)
         last = self.queue[-1] if self.queue else None
         if last is not None and last["type"] == "text_delta" and len(last["delta"]) < MAX_DELTA_CHARS:
             room = MAX_DELTA_CHARS - len(last["delta"])
             last["delta"] += delta[:room]
+            at += len(delta[:room])
             delta = delta[room:]
         for i in range(0, len(delta), MAX_DELTA_CHARS):
-            self.queue.append(self._event("text_delta", delta=delta[i : i + MAX_DELTA_CHARS]))
+            self.queue.append(self._event("text_delta", at=at + i, delta=delta[i : i + MAX_DELTA_CHARS]))
         self._kick()
 
     def _kick(self) -> None:
@@ -128,7 +163,14 @@ class TextAttempt:
         while self.queue and not self.broken:
             batch, self.queue = self.queue, []
             self.batches += 1
-            if not await self.stream.send(batch, self.batches - 1):
+            seq = self.batches - 1
+            if self.live:
+                durable, self.live = await asyncio.gather(
+                    self.stream.send(batch, seq), self.stream.send_live(batch, seq)
+                )
+            else:
+                durable = await self.stream.send(batch, seq)
+            if not durable:
                 self.broken = True
                 self.queue = []
 

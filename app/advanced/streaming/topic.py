@@ -43,6 +43,9 @@ class TextEvent(RequestModel):
     call: int = Field(ge=1, le=10_000, description="The LLM call's number in the run, from 1.")
     attempt: str = Field(pattern=r"^[0-9a-f]{8,32}$", description="Random id of the attempt.")
     delta: str = Field(default="", max_length=MAX_DELTA_CHARS)
+    at: int = Field(
+        default=0, ge=0, le=100_000_000, description="Where the delta starts in the attempt's text."
+    )
     reason: str = Field(default="", max_length=200)
 
 
@@ -171,9 +174,19 @@ class TextLedger:
         elif event["type"] == "text_delta":
             if is_open:
                 assert self.open is not None
+                # `at`: where the delta starts in its attempt's text, counted here, not by the sender.
+                # A reader that also got the text live (app/web/live.py) skips what it has.
+                at = len(self.open["text"])
                 self.open["text"] += event["delta"]
                 _append(
-                    events, {"type": "text_delta", "call": call, "attempt": attempt, "delta": event["delta"]}
+                    events,
+                    {
+                        "type": "text_delta",
+                        "call": call,
+                        "attempt": attempt,
+                        "at": at,
+                        "delta": event["delta"],
+                    },
                 )
         elif is_open:  # text_void from the attempt itself
             self._void_open(events, event.get("reason") or "the attempt failed")
@@ -207,7 +220,9 @@ class TextLedger:
         if answer:
             attempt = "journal"  # (never a sender's: theirs are hex)
             _append(events, {"type": "text_start", "call": call, "attempt": attempt})
-            _append(events, {"type": "text_delta", "call": call, "attempt": attempt, "delta": answer})
+            _append(
+                events, {"type": "text_delta", "call": call, "attempt": attempt, "at": 0, "delta": answer}
+            )
 
 
 def _append(events: list[dict[str, Any]], event: dict[str, Any]) -> None:
@@ -309,6 +324,14 @@ async def text(restate_context: restate.ObjectContext, batch: TextBatch) -> None
     ledger.text(events, [e.model_dump() for e in batch.events], batch.seq)
     _save(restate_context, events, ledger)
     await _wake(restate_context, events, before)
+
+
+# The digest of the run's stream token, for the web process to check the text the endpoint sends
+# it live (app/web/live.py): the same token as the text sent here. Only its digest: it gives the
+# token away no more than reading the state would.
+@agent_events.handler(kind="shared")
+async def text_digest(restate_context: restate.ObjectSharedContext) -> str | None:
+    return TextLedger.from_state(await restate_context.get("text", type_hint=dict)).token_sha256
 
 
 @agent_events.handler(kind="shared")

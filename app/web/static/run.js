@@ -39,14 +39,28 @@ function show(event) {
 
 // The text an LLM call streams: one row per attempt, growing as the deltas come. A voided
 // attempt's row is struck through: the model is writing the answer again (see app/advanced/streaming/topic.py).
+// Text comes live first (no offset), then again from the topic (with its offset): `at` says where
+// a delta starts in its attempt's text, so each character is shown once, across reconnects too.
 const attempts = {}; // attempt id -> its row
 
 function text(event) {
-  if (event.offset < next) return;
-  next = event.offset + 1;
+  if (event.offset !== undefined) {
+    if (event.offset < next) return;
+    next = event.offset + 1;
+  }
   if (event.type === "text_start") {
+    const live = attempts[event.attempt];
+    if (live) {
+      // Shown live already: the topic's copy puts the row in its place among the events.
+      if (event.offset !== undefined) {
+        live.querySelector(".offset").textContent = `#${event.offset}`;
+        document.getElementById("events").append(live);
+      }
+      return;
+    }
     const li = el("li", "text");
-    li.append(el("span", "offset", `#${event.offset}`), el("span", "type", "text"), el("span", "text", ""));
+    const offset = event.offset !== undefined ? `#${event.offset}` : "live";
+    li.append(el("span", "offset", offset), el("span", "type", "text"), el("span", "text", ""));
     attempts[event.attempt] = li;
     document.getElementById("events").append(li);
     return;
@@ -54,7 +68,13 @@ function text(event) {
   const li = attempts[event.attempt];
   if (!li) return; // its start came before this page's first event
   if (event.type === "text_delta") {
-    li.querySelector(".text").textContent += event.delta;
+    // Counted in code points, as the endpoint counts them (Python's len).
+    const have = li.dataset.chars ? Number(li.dataset.chars) : 0;
+    const delta = Array.from(event.delta);
+    if (event.at <= have && event.at + delta.length > have) {
+      li.querySelector(".text").textContent += delta.slice(have - event.at).join("");
+      li.dataset.chars = String(event.at + delta.length);
+    }
   } else if (event.type === "text_void") {
     li.classList.add("void");
     li.querySelector(".type").textContent = "text_void";
