@@ -212,16 +212,20 @@ def describe_tool_calls(items: list[Any], known_tools: set[str]) -> str:
     }
     calls: Counter[str] = Counter()
     invalid: Counter[str] = Counter()
+    ran: set[str] = set()  # tools the SDK found, the agent's MCP tools among them
     for item in items:
         if not isinstance(item, ToolCallItem | HandoffCallItem):
             continue
         name = str(_raw(item, "name") or "?")
         calls[name] += 1
-        if outputs.get(_raw(item, "call_id"), "").startswith("An error occurred while calling the tool"):
+        output = outputs.get(_raw(item, "call_id"))
+        if output is not None and output != f"Tool '{name}' not found.":  # the SDK's words
+            ran.add(name)
+        if (output or "").startswith("An error occurred while calling the tool"):
             invalid[name] += 1
     parts = []
     for name, count in calls.most_common():
-        label = name if name in known_tools else f"unknown tool {name!r}"
+        label = name if name in known_tools or name in ran else f"unknown tool {name!r}"
         bad = f" (invalid arguments x{invalid[name]})" if invalid[name] else ""
         parts.append(f"{label} x{count}{bad}")
     return ", ".join(parts) or "no tool"

@@ -77,6 +77,11 @@ def test_a_looping_run_is_described_by_what_the_model_called() -> None:
         describe_tool_calls(items, {"get_weather"})
         == "unknown tool 'no_such_tool' x2, get_weather x2 (invalid arguments x1)"
     )
+    # A tool the agent has without listing it (an MCP server's) is known by its having run.
+    assert (
+        describe_tool_calls(items, set())
+        == "unknown tool 'no_such_tool' x2, get_weather x2 (invalid arguments x1)"
+    )
 
 
 def test_a_claim_tool_tells_the_model_what_to_write_for_what_the_user_did_not_say() -> None:
