@@ -28,6 +28,7 @@ from restate.server import install_shutdown_hook
 
 from app.runtime.llm_client import configure_openai_client
 from app.runtime.logs import setup_logging
+from app.runtime.memory import TrimWhenIdle
 from app.runtime.recovery import announce_return
 from app.runtime.tracing import setup_tracing
 
@@ -84,7 +85,8 @@ async def _serve(host: str, port: int) -> None:
     background = []  # referenced here: the loop keeps only weak references to tasks
     if announcement := _announce_return(host, port):
         background.append(loop.create_task(announcement))
-    await serve(_endpoint().app, config=hypercorn_config(host, port), shutdown_trigger=stop.wait)
+    app = TrimWhenIdle(_endpoint().app)
+    await serve(app, config=hypercorn_config(host, port), shutdown_trigger=stop.wait)
 
 
 def worker_app() -> Any:
@@ -96,7 +98,7 @@ def worker_app() -> Any:
         if parent is not None and os.getppid() != parent.pid:
             os._exit(1)  # the parent died while this worker was still importing: nobody to serve
     _setup()
-    return _endpoint().app
+    return TrimWhenIdle(_endpoint().app)
 
 
 def _serve_workers(host: str, port: int, workers: int) -> int:

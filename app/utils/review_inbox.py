@@ -48,12 +48,14 @@ class Review(BaseModel):
     times_out_at: float | None = None  # when the agent stops waiting and decides itself
 
 
-@review_inbox.handler(ingress_private=True)
+# `add` and `remove` read nothing: without `state_preload=False` each of them would be sent the
+# whole inbox (every pending review), a cost that grows with the number of people waiting.
+@review_inbox.handler(ingress_private=True, state_preload=False)
 async def add(restate_context: restate.ObjectContext, review: Review) -> None:
     restate_context.set(review.id, review.model_dump(mode="json", by_alias=True))
 
 
-@review_inbox.handler(ingress_private=True)
+@review_inbox.handler(ingress_private=True, state_preload=False)
 async def remove(restate_context: restate.ObjectContext, awakeable_id: str) -> None:
     restate_context.clear(awakeable_id)
 

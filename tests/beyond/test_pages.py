@@ -212,6 +212,14 @@ def test_only_the_agents_write_to_the_inbox(stack: Tour) -> None:
     assert all(r["id"] != "sign_1forged" for r in pending(stack))
 
 
+def test_adding_or_removing_a_review_is_not_sent_the_whole_inbox(stack: Tour) -> None:
+    # Each pending review is a state entry of the one inbox object: preloaded, every add would
+    # carry all of them to the endpoint, a cost that grows with the number waiting.
+    handlers = httpx.get(f"{stack.admin.url}/services/ReviewInbox", timeout=10).json()["handlers"]
+    lazy = {h["name"]: h.get("enable_lazy_state", False) for h in handlers}
+    assert lazy == {"add": True, "remove": True, "list": False}
+
+
 def test_a_cancelled_approval_leaves_the_inbox(stack: Tour) -> None:
     prompt, reason = claim_prompt()
     invocation = stack.send("SubWorkflowClaimApprovalAgent/run", {"message": prompt})

@@ -1,0 +1,43 @@
+"""The endpoint gives freed memory back when idle (app/runtime/memory.py): once all requests are
+done for the idle time, not while one is in flight, and again after the next burst."""
+
+import asyncio
+from typing import Any
+
+from app.runtime.memory import TrimWhenIdle
+
+
+def test_the_heap_is_trimmed_once_the_requests_are_done_for_the_idle_time() -> None:
+    trims: list[float] = []
+    release = asyncio.Event()
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope.get("path") == "/slow":
+            await release.wait()
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        middleware = TrimWhenIdle(app, idle=0.1)
+        middleware.trim = lambda pad: trims.append(loop.time()) or 1
+        http = {"type": "http", "path": "/"}
+        slow = loop.create_task(middleware({"type": "http", "path": "/slow"}, None, None))
+        await middleware(http, None, None)
+        await asyncio.sleep(0.3)
+        assert trims == []  # /slow is still in flight (an invocation that has not suspended)
+        release.set()
+        await slow
+        done = loop.time()
+        await asyncio.sleep(0.05)
+        assert trims == []  # not before the idle time
+        await asyncio.sleep(0.15)
+        assert len(trims) == 1 and trims[0] - done >= 0.1
+        await asyncio.sleep(0.3)
+        assert len(trims) == 1  # once per idle spell
+        await middleware(http, None, None)  # the next burst
+        await asyncio.sleep(0.2)
+        assert len(trims) == 2
+        await middleware({"type": "lifespan"}, None, None)
+        await asyncio.sleep(0.2)
+        assert len(trims) == 2  # only HTTP requests count
+
+    asyncio.run(scenario())
