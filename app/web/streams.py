@@ -20,6 +20,7 @@ have no id, and each piece of text comes once per connection (`at` says where it
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -32,6 +33,8 @@ from starlette.routing import Route
 
 from app.web import live
 from app.web.settings import Settings
+
+log = logging.getLogger(__name__)
 
 # The longest one wait at the topic: the stream checks that its reader is still there in between.
 MAX_WAIT_SECONDS = 25.0
@@ -160,6 +163,10 @@ async def _topic_pages(
                 return
     except httpx.HTTPError as e:
         queue.put_nowait(("error", {"type": "error", "message": f"ingress: {e}"}))
+    except Exception as e:
+        # Anything else ends the stream too (its reader would otherwise wait for ever), and is logged.
+        queue.put_nowait(("error", {"type": "error", "message": f"the web process: {type(e).__name__}"}))
+        log.exception("Reading the topic of run %s failed", run_id)
 
 
 async def server_sent_events(request: Request) -> Response:

@@ -176,3 +176,26 @@ def test_text_without_the_runs_token_is_not_shown_live(stack: Tour) -> None:
 def read_all(stack: Tour, run_id: str) -> list[str]:
     with httpx.stream("GET", f"{stack.web_url}/streams/{run_id}", timeout=90) as resp:
         return list(resp.iter_lines())
+
+
+def test_a_topic_read_that_fails_ends_the_stream_with_an_error() -> None:
+    # Whatever goes wrong reading the topic, the reader is told and the stream ends: with the live
+    # copy beside it, a silent end of the topic's reads would leave the reader waiting for ever.
+    from app.web.settings import Settings
+    from app.web.streams import _topic_pages
+
+    async def scenario(body: bytes) -> tuple[str, Any]:
+        ingress = httpx.AsyncClient(
+            transport=httpx.MockTransport(lambda request: httpx.Response(200, content=body)),
+            base_url="http://ingress",
+        )
+        queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        await _topic_pages(ingress, "inv_run1", 0, Settings(), queue)
+        return queue.get_nowait()
+
+    assert asyncio.run(scenario(b"not json")) == (
+        "error",
+        {"type": "error", "message": "the web process: JSONDecodeError"},
+    )
+    page = json.dumps({"events": [], "next_offset": 0, "done": True}).encode()
+    assert asyncio.run(scenario(page)) == ("page", {"events": [], "next_offset": 0, "done": True})

@@ -149,7 +149,7 @@ class TextAttempt:
         if last is not None and last["type"] == "text_delta" and len(last["delta"]) < MAX_DELTA_CHARS:
             room = MAX_DELTA_CHARS - len(last["delta"])
             last["delta"] += delta[:room]
-            at += len(delta[:room])
+            at += min(room, len(delta))
             delta = delta[room:]
         for i in range(0, len(delta), MAX_DELTA_CHARS):
             self.queue.append(self._event("text_delta", at=at + i, delta=delta[i : i + MAX_DELTA_CHARS]))
