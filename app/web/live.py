@@ -18,7 +18,6 @@ events and the readers' waits queue ahead of the text); a live copy takes a few 
 """
 
 import asyncio
-import hashlib
 import hmac
 from typing import Any
 from urllib.parse import quote
@@ -28,7 +27,7 @@ from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from app.advanced.streaming.topic import TextBatch
+from app.advanced.streaming.topic import TextBatch, token_digest
 
 Queue = asyncio.Queue[tuple[str, Any]]
 
@@ -91,8 +90,7 @@ async def receive(request: Request) -> Response:
         digest = await readers.digest(request.app.state.ingress, run_id)
     except httpx.HTTPError as e:
         return JSONResponse({"message": f"the Restate ingress could not be reached: {e}"}, status_code=502)
-    token = hashlib.sha256(batch.token.encode()).hexdigest()
-    if digest is None or not hmac.compare_digest(token, digest):
+    if digest is None or not hmac.compare_digest(token_digest(batch.token), digest):
         return JSONResponse({"message": "Refused: the text does not carry this run's stream token."}, 403)
     events = [e.model_dump() for e in batch.events]
     for queue in readers.queues.get(run_id, set()):
