@@ -221,7 +221,7 @@ def describe_tool_calls(items: list[Any], known_tools: set[str]) -> str:
         output = outputs.get(_raw(item, "call_id"))
         if output is not None and output != f"Tool '{name}' not found.":  # the SDK's words
             ran.add(name)
-        if (output or "").startswith("An error occurred while calling the tool"):
+        if _invalid_arguments(output or ""):
             invalid[name] += 1
     parts = []
     for name, count in calls.most_common():
@@ -229,6 +229,14 @@ def describe_tool_calls(items: list[Any], known_tools: set[str]) -> str:
         bad = f" (invalid arguments x{invalid[name]})" if invalid[name] else ""
         parts.append(f"{label} x{count}{bad}")
     return ", ".join(parts) or "no tool"
+
+
+def _invalid_arguments(output: str) -> bool:
+    """A tool's output that refuses its arguments: the Agents SDK's words for a function tool, the
+    MCP SDK's for an MCP tool (its pydantic validation error, as the tool's error result)."""
+    return output.startswith("An error occurred while calling the tool") or (
+        "Error executing tool" in output and "validation error for" in output
+    )
 
 
 def _raw(item: Any, key: str) -> Any:

@@ -77,10 +77,21 @@ def test_a_looping_run_is_described_by_what_the_model_called() -> None:
         describe_tool_calls(items, {"get_weather"})
         == "unknown tool 'no_such_tool' x2, get_weather x2 (invalid arguments x1)"
     )
-    # A tool the agent has without listing it (an MCP server's) is known by its having run.
+    # A tool the agent has without listing it (an MCP server's) is known by its having run, and
+    # its refusal of the arguments is the MCP SDK's validation error.
+    mcp_refusal = {
+        "type": "text",
+        "text": "Error executing tool check_fraud: 1 validation error for check_fraudArguments\nclaim\n  Field required",
+    }
+    items += [
+        call(5, "check_fraud"),
+        output(5, str(mcp_refusal)),
+        call(6, "check_fraud"),
+        output(6, "low risk"),
+    ]
     assert (
         describe_tool_calls(items, set())
-        == "unknown tool 'no_such_tool' x2, get_weather x2 (invalid arguments x1)"
+        == "unknown tool 'no_such_tool' x2, get_weather x2 (invalid arguments x1), check_fraud x2 (invalid arguments x1)"
     )
 
 
