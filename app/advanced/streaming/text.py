@@ -132,7 +132,7 @@ class TextAttempt:
         self.queue: list[dict[str, Any]] = []
         self.sender: asyncio.Task[None] | None = None
         self.broken = False  # a send failed: the rest is left to the check at llm_end
-        self.live = True  # the live copy still gets through
+        self.live_ok = True  # the live copy still gets through
 
     def _event(self, kind: str, **fields: Any) -> dict[str, Any]:
         return {"type": kind, "call": self.call, "attempt": self.id, **fields}
@@ -164,8 +164,8 @@ class TextAttempt:
             batch, self.queue = self.queue, []
             self.batches += 1
             seq = self.batches - 1
-            if self.live:
-                durable, self.live = await asyncio.gather(
+            if self.live_ok:
+                durable, self.live_ok = await asyncio.gather(
                     self.stream.send(batch, seq), self.stream.send_live(batch, seq)
                 )
             else:
