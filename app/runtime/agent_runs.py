@@ -48,6 +48,7 @@ from agents import (
 from agents.models.multi_provider import MultiProvider
 from agents.run import AgentRunner, set_default_agent_runner
 from agents.run_config import CallModelData, ModelInputData
+from pydantic_core import from_json
 from restate import RunOptions, TerminalError
 from restate.exceptions import RetryableError
 from restate.ext.openai.functions import wrap_agent_tools
@@ -77,13 +78,22 @@ class AnswerByAlias(PydanticJsonSerde[RestateModelResponse]):
     """The journaled answer, written with the API's own field names (`async`, not `async_`).
 
     restate's serde writes the Python names; read back, such a name is an extra key beside the
-    field, which the Agents SDK then refuses to copy into a RunState (tool approvals)."""
+    field, which the Agents SDK then refuses to copy into a RunState (tool approvals).
+
+    Read back without caching its strings: an answer's ids (response, call, item) are new every
+    time, and pydantic's cache of JSON strings would keep ~1.5 MB of them in every endpoint process.
+    Parsed first and validated as Python, it also takes half the time (~0.1 ms against ~0.2 ms)."""
 
     def __init__(self) -> None:
         super().__init__(RestateModelResponse)
 
     def serialize(self, obj: RestateModelResponse | None) -> bytes:
         return b"" if obj is None else obj.model_dump_json(by_alias=True).encode()
+
+    def deserialize(self, buf: bytes) -> RestateModelResponse | None:
+        if not buf:
+            return None
+        return RestateModelResponse.model_validate(from_json(buf, cache_strings="keys"))
 
 
 class JournaledModel(RestateModelWrapper):

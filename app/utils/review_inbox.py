@@ -38,7 +38,10 @@ review_inbox = restate.VirtualObject("ReviewInbox")
 class Review(BaseModel):
     """A pending human review. JSON field names are camelCase (invocationId, requestedAt)."""
 
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+    # Its ids are new with every review: not worth a place in pydantic's cache of JSON strings.
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", cache_strings="keys"
+    )
 
     id: str  # the awakeable's id: resolve it with JSON true (approve) or false (reject)
     agent: str  # the service that asks, e.g. HumanClaimApprovalAgent
