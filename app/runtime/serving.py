@@ -26,9 +26,10 @@ from hypercorn.asyncio.run import asyncio_worker
 from hypercorn.config import Config
 from restate.server import install_shutdown_hook
 
+from app.runtime.http2 import fix_http2
 from app.runtime.llm_client import configure_openai_client
 from app.runtime.logs import setup_logging
-from app.runtime.memory import TrimWhenIdle, forget_ended_streams
+from app.runtime.memory import TrimWhenIdle
 from app.runtime.recovery import announce_return
 from app.runtime.tracing import setup_tracing
 
@@ -61,7 +62,7 @@ def _setup() -> None:
     # Restate apps do not implement the ASGI lifespan protocol; hypercorn's warning about it is noise.
     logging.getLogger("hypercorn.error").addFilter(lambda record: "Lifespan" not in record.getMessage())
     configure_openai_client()
-    forget_ended_streams()
+    fix_http2()
     if setup_tracing():
         logging.info("Exporting traces to %s", os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"])
 
