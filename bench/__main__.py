@@ -45,6 +45,9 @@ WEATHER = "WeatherAgent/run"
 QUESTION = {"message": "What is the weather like in San Francisco?"}
 JOURNALED_STEPS = 3  # two LLM calls and the "Get weather" step
 FLOOR_STEPS = (0, 10, 50)  # journaled no-op steps per invocation, for the floor
+# BenchNoop/held: 3 steps of 7 ms keep the shaped journal open about as long as a WeatherAgent run
+# at 0 ms LLM latency (~47 ms and ~43 ms; BenchNoop/shaped ~19 ms, in the floor section's latencies).
+HELD_STEP_MS = 7
 
 
 @contextmanager
@@ -175,7 +178,10 @@ class Bench:
             def shaped() -> Any:
                 return self.durable(client, "BenchNoop/shaped", None)
 
-            calls = {"plain": self.plain, "durable": durable, "noop": noop, "shaped": shaped}
+            def held() -> Any:
+                return self.durable(client, "BenchNoop/held", HELD_STEP_MS)
+
+            calls = {"plain": self.plain, "durable": durable, "noop": noop, "shaped": shaped, "held": held}
             calls.update({f"steps_{n}": steps(n) for n in FLOOR_STEPS})
             # CPU time per call of the processes that serve it (each process's own clock), read
             # around the same interleaved calls as the latencies.
@@ -216,6 +222,9 @@ class Bench:
                 # the same journal with nothing in it, the ledger's one-way call included
                 # (BenchNoop/shaped): what the run's shape costs, apart from its contents
                 "shaped": {p: round(cpu["shaped"][p], 2) for p in ("endpoint", "server")},
+                # and held open as long as the run (BenchNoop/held): what the open time costs
+                "held": {p: round(cpu["held"][p], 2) for p in ("endpoint", "server")},
+                "held_step_ms": HELD_STEP_MS,
             },
             # The floor: least-squares slopes over N of the median latency and of the mean CPU.
             "noop_ms_per_step": round(slope(FLOOR_STEPS, medians), 3),

@@ -8,6 +8,8 @@ benchmarks. Served apart from the tour's endpoint so that the tour carries no be
     BenchNoop/shaped     a WeatherAgent run's journal with nothing in it: 3 no-op steps, then a
                          one-way call to BenchLedger/record (a Virtual Object keyed by service, that
                          reads and writes its state), as the run sends its tally to LlmUsage
+    BenchNoop/held       `shaped` with each step taking N ms (asleep): open as long as an agent
+                         run is, with the same journal; what the time an invocation stays open costs
 
     python -m bench.noop_endpoint --port 9099
 """
@@ -48,6 +50,17 @@ async def record(ctx: restate.ObjectContext, calls: int) -> None:
 async def shaped(ctx: restate.Context) -> None:
     for _ in range(3):
         await ctx.run_typed("step", nothing)
+    ctx.object_send(record, key="BenchNoop", arg=2)
+
+
+async def hold(ms: int) -> None:
+    await asyncio.sleep(ms / 1000)
+
+
+@noop.handler()
+async def held(ctx: restate.Context, ms: int) -> None:
+    for _ in range(3):
+        await ctx.run_typed("step", hold, ms=ms)
     ctx.object_send(record, key="BenchNoop", arg=2)
 
 

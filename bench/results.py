@@ -264,7 +264,9 @@ def _floor(fl: dict[str, Any]) -> str:
         "function): each step still proposes its result to the server and waits for the "
         "acknowledgement, as every LLM call and tool step of an agent does. All kinds of call take "
         "turns, so the machine's load weighs on all alike.\n\n",
-        _latency_table(fl["latency"], [*(f"steps_{n}" for n in steps), "noop", "shaped", "plain", "durable"]),
+        _latency_table(
+            fl["latency"], [*(f"steps_{n}" for n in steps), "noop", "shaped", "held", "plain", "durable"]
+        ),
         "\n| per journaled step | ms | endpoint CPU ms | server CPU ms | from |\n"
         "| --- | --- | --- | --- | --- |\n",
         f"| no-op step (the floor) | {fl['noop_ms_per_step']} | {fl['endpoint_cpu_ms_per_step']} | "
@@ -311,6 +313,11 @@ def _cpu_beside_floor(cpu: dict[str, Any]) -> str:
         rows.append(
             f"| `BenchNoop/shaped`: the run's journal with nothing in it, the one-way call to a "
             f"ledger object and its invocation included | {shaped['endpoint']} | {shaped['server']} |\n"
+        )
+    if held := cpu.get("held"):
+        rows.append(
+            f"| `BenchNoop/held`: the same, each step asleep {cpu['held_step_ms']} ms, so that it stays "
+            f"open as long as the run | {held['endpoint']} | {held['server']} |\n"
         )
     rows.append(f"| plain agent (in the bench's process) | {endpoint['plain']} | — |\n")
     rows.append(
