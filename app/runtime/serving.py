@@ -29,7 +29,7 @@ from restate.server import install_shutdown_hook
 from app.runtime.http2 import fix_http2
 from app.runtime.llm_client import configure_openai_client
 from app.runtime.logs import setup_logging
-from app.runtime.memory import TrimWhenIdle
+from app.runtime.memory import TrimWhenIdle, freeze_startup_objects
 from app.runtime.recovery import announce_return
 from app.runtime.tracing import setup_tracing
 
@@ -88,6 +88,7 @@ async def _serve(host: str, port: int) -> None:
     if announcement := _announce_return(host, port):
         background.append(loop.create_task(announcement))
     app = TrimWhenIdle(_endpoint().app)
+    freeze_startup_objects()
     await serve(app, config=hypercorn_config(host, port), shutdown_trigger=stop.wait)
 
 
@@ -100,7 +101,9 @@ def worker_app() -> Any:
         if parent is not None and os.getppid() != parent.pid:
             os._exit(1)  # the parent died while this worker was still importing: nobody to serve
     _setup()
-    return TrimWhenIdle(_endpoint().app)
+    app = TrimWhenIdle(_endpoint().app)
+    freeze_startup_objects()
+    return app
 
 
 def _serve_workers(host: str, port: int, workers: int) -> int:

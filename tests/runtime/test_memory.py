@@ -41,3 +41,34 @@ def test_the_heap_is_trimmed_once_the_requests_are_done_for_the_idle_time() -> N
         assert len(trims) == 2  # only HTTP requests count
 
     asyncio.run(scenario())
+
+
+def test_idle_collects_the_garbage_cycles_a_turn_left_before_trimming() -> None:
+    import gc
+    import weakref
+
+    class Turn:
+        pass
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        # A suspended turn's leftovers: objects in a cycle, freed only by the garbage collector.
+        turn = Turn()
+        turn.itself = turn  # type: ignore[attr-defined]
+        left.append(weakref.ref(turn))
+
+    left: list[weakref.ref[Turn]] = []
+    trims: list[bool] = []
+
+    async def scenario() -> None:
+        middleware = TrimWhenIdle(app, idle=0.05)
+        middleware.trim = lambda pad: trims.append(left[0]() is None) or 1
+        await middleware({"type": "http", "path": "/"}, None, None)
+        assert left[0]() is not None  # nobody collects it while requests come and go
+        await asyncio.sleep(0.2)
+
+    gc.disable()
+    try:
+        asyncio.run(scenario())
+    finally:
+        gc.enable()
+    assert trims == [True]  # collected at idle, before the heap was trimmed
