@@ -67,6 +67,14 @@ def _setup() -> None:
         logging.info("Exporting traces to %s", os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"])
 
 
+def _app_to_serve() -> Any:
+    """The endpoint's app as each serving process runs it: trimmed when idle; once it is built,
+    everything the process holds so far is frozen for the garbage collector."""
+    app = TrimWhenIdle(_endpoint().app)
+    freeze_startup_objects()
+    return app
+
+
 def _announce_return(host: str, port: int) -> Coroutine[Any, Any, None] | None:
     if admin_url := os.environ.get("RESTATE_ADMIN_URL"):
         # Invocations that were cut off by a crash need not wait for their next retry.
@@ -87,9 +95,7 @@ async def _serve(host: str, port: int) -> None:
     background = []  # referenced here: the loop keeps only weak references to tasks
     if announcement := _announce_return(host, port):
         background.append(loop.create_task(announcement))
-    app = TrimWhenIdle(_endpoint().app)
-    freeze_startup_objects()
-    await serve(app, config=hypercorn_config(host, port), shutdown_trigger=stop.wait)
+    await serve(_app_to_serve(), config=hypercorn_config(host, port), shutdown_trigger=stop.wait)
 
 
 def worker_app() -> Any:
@@ -101,9 +107,7 @@ def worker_app() -> Any:
         if parent is not None and os.getppid() != parent.pid:
             os._exit(1)  # the parent died while this worker was still importing: nobody to serve
     _setup()
-    app = TrimWhenIdle(_endpoint().app)
-    freeze_startup_objects()
-    return app
+    return _app_to_serve()
 
 
 def _serve_workers(host: str, port: int, workers: int) -> int:
