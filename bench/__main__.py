@@ -46,7 +46,7 @@ QUESTION = {"message": "What is the weather like in San Francisco?"}
 JOURNALED_STEPS = 3  # two LLM calls and the "Get weather" step
 FLOOR_STEPS = (0, 10, 50)  # journaled no-op steps per invocation, for the floor
 # BenchNoop/held: 3 steps of 7 ms keep the shaped journal open about as long as a WeatherAgent run
-# at 0 ms LLM latency (~47 ms and ~43 ms; BenchNoop/shaped ~19 ms, in the floor section's latencies).
+# at 0 ms LLM latency (39.2 and 38.6 ms, medians in the last full run; BenchNoop/shaped 14.3 ms).
 HELD_STEP_MS = 7
 
 

@@ -46,22 +46,28 @@ async def record(ctx: restate.ObjectContext, calls: int) -> None:
     ctx.set("calls", (await ctx.get("calls", type_hint=int) or 0) + calls)
 
 
-@noop.handler()
-async def shaped(ctx: restate.Context) -> None:
-    for _ in range(3):
-        await ctx.run_typed("step", nothing)
-    ctx.object_send(record, key="BenchNoop", arg=2)
-
-
 async def hold(ms: int) -> None:
     await asyncio.sleep(ms / 1000)
 
 
+async def run_shaped(ctx: restate.Context, ms: int) -> None:
+    """A WeatherAgent run's journal: 3 steps, each taking `ms` (0: nothing at all), then the send."""
+    for _ in range(3):
+        if ms:
+            await ctx.run_typed("step", hold, ms=ms)
+        else:
+            await ctx.run_typed("step", nothing)
+    ctx.object_send(record, key="BenchNoop", arg=2)
+
+
+@noop.handler()
+async def shaped(ctx: restate.Context) -> None:
+    await run_shaped(ctx, 0)
+
+
 @noop.handler()
 async def held(ctx: restate.Context, ms: int) -> None:
-    for _ in range(3):
-        await ctx.run_typed("step", hold, ms=ms)
-    ctx.object_send(record, key="BenchNoop", arg=2)
+    await run_shaped(ctx, ms)
 
 
 def main() -> None:
