@@ -5,11 +5,19 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 PYTEST_ARGS ?=
+# The trace viewer of `make run-traced` (its own virtualenv; pinned with hashes in requirements-phoenix.lock).
+PHOENIX := $(shell sed -n 's/^REQUIREMENT = "\(.*\)".*/\1/p' dev/phoenix.py)
 
-.PHONY: run run-local cluster test lint fmt test-replay test-cluster test-local-model bench eval screenshots clean install lock
+.PHONY: run run-traced run-local cluster test lint fmt test-replay test-cluster test-local-model bench eval screenshots clean install lock
 
 run: install
 	@$(PY) -m dev
+
+# The same, plus a local trace viewer (Arize Phoenix, offline) at http://localhost:6006 that both
+# restate-server and the endpoint export to: one trace per run. Installed on first use (~1.5
+# minutes) into .venv-phoenix/, from requirements-phoenix.lock.
+run-traced: install
+	@$(PY) -m dev --traced
 
 # The same tour on a real small model (llama.cpp's server with SmolLM2-135M, no key, no network):
 # built on first use (about 10 minutes), kept in .venv-local-model/ and .cache/local-model/.
@@ -23,7 +31,7 @@ cluster: install
 test: install lint
 	$(PY) -m pytest -m "not local_model" $(PYTEST_ARGS)
 	@echo "--- forced replay: the crash and misbehaviour tests again, with every suspension replaying the journal"
-	TOUR_FORCE_REPLAY=1 $(PY) -m pytest -m "(crash or misbehaviour) and not local_model" $(PYTEST_ARGS)
+	TOUR_FORCE_REPLAY=1 $(PY) -m pytest -m "(crash or misbehaviour) and not local_model and not phoenix" $(PYTEST_ARGS)
 
 # Against a real small model (llama.cpp's server; built on first use, then reused from pip's cache).
 test-local-model: install
@@ -74,6 +82,8 @@ lock:
 	$(PY) -m pip install --quiet --disable-pip-version-check uv
 	$(VENV)/bin/uv pip compile pyproject.toml --extra dev --generate-hashes --python-version 3.11 \
 		--quiet --output-file requirements.lock
+	echo '$(PHOENIX)' | $(VENV)/bin/uv pip compile - --generate-hashes --universal --python-version 3.11 \
+		--quiet --output-file requirements-phoenix.lock
 
 node_modules/.installed: package.json package-lock.json
 	@command -v npm >/dev/null || { echo "error: npm is needed for the Restate Server (install Node.js 20+)"; exit 1; }

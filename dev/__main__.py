@@ -13,6 +13,13 @@ invocations at once. Ctrl-C stops everything.
 
     python -m dev --local-model  # `make run-local`: a real small model instead of the stand-in
 
+    python -m dev --traced       # `make run-traced`: plus Phoenix, a local trace viewer (dev/phoenix.py)
+
+With --traced, Arize Phoenix runs at http://localhost:6006 (PHOENIX_PORT; OTLP/gRPC on
+PHOENIX_GRPC_PORT, 4317), with its data in .restate/phoenix/; restate-server and the endpoint
+export their spans to it under one project (TRACES_PROJECT, durable-agents-tour), so each run is
+one trace, and the run page (/runs/<invocation id>) links to it.
+
     python -m dev --cluster      # `make cluster`
 
 The same tour on a three-node Restate cluster (see dev/cluster.py for its ports), with the
@@ -24,7 +31,7 @@ RESTATE_CLUSTER_PORTS moves the nodes' ports (see dev/cluster.py).
 
 Settings (environment): RESTATE_INGRESS_PORT (8080), RESTATE_ADMIN_PORT (9070),
 RESTATE_NODE_PORT (5122), APP_PORT (9080), APP_WORKERS (1; 2 with --cluster), WEB_PORT (8000),
-OFFLINE_LLM_PORT (free port), RESTATE_DIR (.restate), RESTATE_ADMIN_URL (use a Restate Server that is already
+OFFLINE_LLM_PORT (free port), PHOENIX_PORT (6006), PHOENIX_GRPC_PORT (4317), RESTATE_DIR (.restate), RESTATE_ADMIN_URL (use a Restate Server that is already
 running instead of starting one), APP_URL (the address that Restate should call the endpoint at).
 """
 
@@ -40,6 +47,7 @@ from types import FrameType
 from dev.cluster import CONTROL_NODE, NODE_NAMES, RestateCluster, standard_ports
 from dev.identity import ensure_identity
 from dev.local_model import LocalModelServer
+from dev.phoenix import PROJECT, Phoenix
 from dev.stack import (
     LOOPBACK,
     REPO,
@@ -70,7 +78,7 @@ NODE_RESTART_DELAY = float(os.environ.get("NODE_RESTART_SECONDS", "15"))
 
 
 class Launcher:
-    def __init__(self, cluster: bool = False, local_model: bool = False) -> None:
+    def __init__(self, cluster: bool = False, local_model: bool = False, traced: bool = False) -> None:
         self.ports = Ports.from_env()
         self.cluster: RestateCluster | None = None
         self.cluster_mode = cluster
@@ -86,6 +94,11 @@ class Launcher:
         self.server: RestateServer | None = None
         self.llm: OfflineLLM | None = None
         self.local_model: LocalModelServer | None = None
+        self.phoenix: Phoenix | None = None
+        self.traced = traced
+        # Where both export their spans (OTLP/gRPC): Phoenix's with --traced, else the user's collector.
+        self.otlp = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+        self.project = os.environ.get("TRACES_PROJECT", PROJECT)
         self.endpoint: Endpoint | None = None
         self.web: Web | None = None
         self.admin = Admin(self.external_admin or f"http://{LOOPBACK}:{self.ports.admin}")
@@ -100,6 +113,12 @@ class Launcher:
         endpoint_env: dict[str, str] = {}
         if self.external_admin and self.cluster_mode:
             raise StackError("--cluster starts its own three nodes: unset RESTATE_ADMIN_URL to use it.")
+        if self.traced and (self.cluster_mode or self.external_admin):
+            raise StackError(
+                "--traced starts its own single-node Restate Server: not with --cluster or RESTATE_ADMIN_URL."
+            )
+        if self.traced:
+            self.start_phoenix()
         if self.external_admin:
             say(f"using the Restate Server at {self.external_admin} (RESTATE_ADMIN_URL)")
         else:
@@ -134,6 +153,12 @@ class Launcher:
                 "(scripted answers; the durability is real)."
             )
         endpoint_env.setdefault("RESTATE_INGRESS_URL", f"http://localhost:{self.ports.ingress}")
+        web_env: dict[str, str] = {}
+        if self.otlp:
+            endpoint_env.update(OTEL_EXPORTER_OTLP_ENDPOINT=self.otlp, TRACES_PROJECT=self.project)
+        if self.phoenix is not None:
+            # The run page links each run to its trace.
+            web_env.update(TRACES_URL=f"http://localhost:{self.phoenix.ui_port}", TRACES_PROJECT=self.project)
         # The review requests in the log point at the reviewers' inbox of the web process.
         endpoint_env["PUBLIC_WEB_URL"] = f"http://localhost:{self.ports.web}"
         # Streamed text also goes straight to the web process's readers (app/web/live.py).
@@ -155,7 +180,7 @@ class Launcher:
         self.web = Web(
             self.ports.web,
             endpoint_env["RESTATE_INGRESS_URL"],
-            {},
+            web_env,
             self.state_dir / "web.log",
             on_line=lambda line: print(f"[web] {line}", flush=True),
         )
@@ -166,6 +191,11 @@ class Launcher:
         web = f"http://localhost:{self.ports.web}"
         say(f"Public web: {web}   (/reviews, /runs/<invocation id>, /chat/<key>, /streams/...)")
         say(f"Reviewers' inbox: {web}/reviews   (the pending human reviews, with Approve and Reject)")
+        if self.phoenix is not None:
+            say(
+                f"Traces: http://localhost:{self.phoenix.ui_port}   (Phoenix, project {self.project}: one "
+                f"trace per run; a run's page links to its own)"
+            )
         if self.cluster is not None:
             say(
                 "the same cluster answers on every node: ingress "
@@ -200,12 +230,26 @@ class Launcher:
             "expect it to misbehave, and the tour to stay durable); the weather API is the stand-in's"
         )
 
+    def start_phoenix(self) -> None:
+        self.phoenix = Phoenix(
+            self.state_dir / "phoenix",
+            int(os.environ.get("PHOENIX_PORT", "6006")),
+            int(os.environ.get("PHOENIX_GRPC_PORT", "4317")),
+            log_path=self.state_dir / "phoenix.log",
+        )
+        say("starting Phoenix, the trace viewer (about 15 s; log: .restate/phoenix.log)")
+        self.phoenix.start()
+        self.otlp = self.phoenix.otlp_endpoint
+        self.phoenix.wait_ready()
+        self.write_pid("phoenix", self.phoenix.pid)
+
     def start_server(self) -> None:
         server_env = dict(TOUR_SERVER_ENV)
-        if otlp := os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
-            # One collector for both: the server's invocation spans and the agents' spans.
-            server_env["RESTATE_TRACING_ENDPOINT"] = otlp
-            say(f"exporting traces of restate-server and the endpoint to {otlp} (OTLP/gRPC)")
+        if self.otlp:
+            # One collector for both, one project: the server's invocation spans and the agents'.
+            server_env["RESTATE_TRACING_ENDPOINT"] = self.otlp
+            server_env["OTEL_RESOURCE_ATTRIBUTES"] = f"openinference.project.name={self.project}"
+            say(f"exporting traces of restate-server and the endpoint to {self.otlp} (OTLP/gRPC)")
         self.server = RestateServer(
             self.state_dir / "data",
             self.ports,
@@ -292,6 +336,8 @@ class Launcher:
                 break
             if self.cluster is not None:
                 self.supervise_cluster()
+            if self.phoenix is not None and not self.phoenix.alive():
+                self.restart_phoenix()
             if self.server is not None and not self.server.alive():
                 say("restate-server exited; restarting it (its data is kept in .restate/data)")
                 self.start_server()
@@ -341,6 +387,17 @@ class Launcher:
                 self.write_pid(f"cluster/{name}", node.pid)
                 say(f"node {name} is back and rejoins the cluster")
 
+    def restart_phoenix(self) -> None:
+        assert self.phoenix is not None
+        code = self.phoenix.popen.returncode if self.phoenix.popen else None
+        say(f"Phoenix exited (code {code}); restarting it (its traces are kept in .restate/phoenix)")
+        self.phoenix.stop()
+        try:
+            self.start_phoenix()
+        except StackError as e:
+            say(f"Phoenix did not come back, the tour goes on without traces: {e}")
+            self.phoenix = None
+
     def restart_endpoint(self, why: str) -> None:
         assert self.endpoint is not None
         say(f"{why}: restarting the endpoint")
@@ -359,10 +416,18 @@ class Launcher:
         self.stopping = True
 
     def stop(self) -> None:
-        for proc in (self.web, self.endpoint, self.llm, self.local_model, self.server, self.cluster):
+        for proc in (
+            self.web,
+            self.endpoint,
+            self.llm,
+            self.local_model,
+            self.server,
+            self.cluster,
+            self.phoenix,
+        ):
             if proc is not None:
                 proc.stop()
-        names = ["endpoint.pid", "web.pid", "restate-server.pid", "offline-llm.url"]
+        names = ["endpoint.pid", "web.pid", "restate-server.pid", "phoenix.pid", "offline-llm.url"]
         names += [f"cluster/{name}.pid" for name in NODE_NAMES]
         for name in names:
             (self.state_dir / name).unlink(missing_ok=True)
@@ -374,8 +439,11 @@ def main() -> int:
     parser.add_argument(
         "--local-model", action="store_true", help="a real small model instead of the stand-in"
     )
+    parser.add_argument(
+        "--traced", action="store_true", help="plus Phoenix, a local trace viewer, on http://localhost:6006"
+    )
     args = parser.parse_args()
-    launcher = Launcher(cluster=args.cluster, local_model=args.local_model)
+    launcher = Launcher(cluster=args.cluster, local_model=args.local_model, traced=args.traced)
     signal.signal(signal.SIGINT, launcher.request_stop)
     signal.signal(signal.SIGTERM, launcher.request_stop)
     try:

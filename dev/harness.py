@@ -299,6 +299,58 @@ class Tour:
         return [c for c in self.llm.stats()["calls"] if c["api"] == "weather" and c.get("input") == city]
 
 
+class TracedTour(Tour):
+    """The stack of `make run-traced`: Phoenix (dev/phoenix.py) on free ports beside it, receiving
+    the spans of restate-server and of the endpoint under one project; the web links runs to it."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        server_env: dict[str, str] | None = None,
+        endpoint_env: dict[str, str] | None = None,
+    ) -> None:
+        from dev.phoenix import PROJECT, Phoenix
+
+        self.phoenix = Phoenix(
+            workdir / "phoenix", free_port(), free_port(), log_path=workdir / "phoenix.log"
+        )
+        self.project = PROJECT
+        otlp = self.phoenix.otlp_endpoint
+        super().__init__(
+            workdir,
+            {
+                "RESTATE_TRACING_ENDPOINT": otlp,
+                "OTEL_RESOURCE_ATTRIBUTES": f"openinference.project.name={PROJECT}",
+                **(server_env or {}),
+            },
+            {"OTEL_EXPORTER_OTLP_ENDPOINT": otlp, "TRACES_PROJECT": PROJECT, **(endpoint_env or {})},
+        )
+
+    def start(self) -> None:
+        self.phoenix.start()
+        self.phoenix.wait_ready()
+        super().start()
+
+    def start_web(self, **env_overrides: str) -> None:
+        super().start_web(TRACES_URL=self.phoenix.url, TRACES_PROJECT=self.project, **env_overrides)
+        self.web_overrides = env_overrides  # (the trace settings are this stack's own, not overrides)
+
+    def stop(self) -> None:
+        try:
+            super().stop()
+        finally:
+            self.phoenix.stop()
+
+    def spans(self, **filters: str) -> list[dict[str, Any]]:
+        """The spans Phoenix holds for this stack's project (see `Phoenix.spans`)."""
+        return self.phoenix.spans(self.project, **filters)
+
+    def trace_of(self, invocation_id: str) -> list[dict[str, Any]]:
+        """Every span of the trace that holds the invocation's, oldest first ([] if none yet)."""
+        tagged = self.spans(attribute=f"restate.invocation.id:{invocation_id}")
+        return self.spans(trace_id=tagged[0]["context"]["trace_id"]) if tagged else []
+
+
 class ClusterTour(Tour):
     """The same tour on a three-node cluster (dev/cluster.py) and an endpoint of `workers` processes.
 
