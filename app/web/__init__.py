@@ -10,6 +10,7 @@ starts it and prints its address.
     GET /reviews                                 the reviewers' inbox: pending reviews, Approve / Reject
     GET /runs/<invocation id>                    a streaming run's progress, live
     GET /chat/<key>                              the Chat object's conversation, and a box to write
+    GET /api/runs/<invocation id>/trace          where the run's trace is (with traces on: app/web/runs.py)
 
     GET /health                                  {"status": "ok", "open_streams": 0}
     GET /streams/<invocation id>                 server-sent events until the run is done
@@ -27,7 +28,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from app.web import live, pages, streams
+from app.web import live, pages, runs, streams
 from app.web.settings import Settings
 
 
@@ -44,7 +45,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         return JSONResponse({"status": "ok", "open_streams": request.app.state.open_streams})
 
     app = Starlette(
-        routes=[Route("/health", health), *streams.routes, *pages.routes],
+        routes=[Route("/health", health), *streams.routes, *pages.routes, *runs.routes],
         middleware=[Middleware(pages.SecurityHeaders)],
         lifespan=lifespan,
     )

@@ -14,6 +14,10 @@ class Settings:
     poll_seconds: float = 0.25
     # The longest `wait` a long-poll may ask for.
     max_wait_seconds: float = 60.0
+    # The trace viewer (Phoenix) that the run pages link to; empty: traces are off.
+    traces_url: str = ""
+    # The project the runs' spans are filed under there.
+    traces_project: str = "durable-agents-tour"
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -21,4 +25,6 @@ class Settings:
             ingress_url=os.environ.get("RESTATE_INGRESS_URL", "http://localhost:8080").rstrip("/"),
             stream_idle_seconds=float(os.environ.get("STREAM_IDLE_SECONDS", "300")),
             poll_seconds=float(os.environ.get("STREAM_POLL_SECONDS", "0.25")),
+            traces_url=os.environ.get("TRACES_URL", "").rstrip("/"),
+            traces_project=os.environ.get("TRACES_PROJECT", "durable-agents-tour"),
         )

@@ -131,6 +131,25 @@ function connect() {
   });
 }
 
+// With traces on (make run-traced), a link to the run's trace. Its spans reach the trace viewer a
+// moment after they happen: ask again for a while.
+async function findTrace(tries) {
+  try {
+    const resp = await fetch(`/api/runs/${encodeURIComponent(runId)}/trace`);
+    const body = await resp.json();
+    if (resp.ok) {
+      document.getElementById("trace-link").href = body.url;
+      document.getElementById("trace").hidden = false;
+      return;
+    }
+    if (!body.traces) return; // traces are off
+  } catch (e) {
+    // the web process is restarting: try again
+  }
+  if (tries > 1) setTimeout(() => findTrace(tries - 1), 2000);
+}
+
 document.getElementById("run-id").textContent = runId;
+findTrace(30);
 document.title = `Run ${runId}`;
 connect();
