@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from dev import stack
-from dev.harness import run_curl
+from dev.harness import run_curl, wait_until
 from dev.stack import REPO, Ports, StackError, find_restate_server, free_port, port_is_free, worker_pids
 
 pytestmark = pytest.mark.e2e
@@ -147,6 +147,57 @@ def test_make_run_serves_the_tour_restarts_a_killed_endpoint_and_stops_cleanly(
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
     assert all(port_is_free(p) for p in (ports.ingress, ports.admin, ports.app, ports.web))
+
+
+@pytest.mark.phoenix
+def test_make_run_traced_puts_the_first_run_in_phoenix_and_stops_it_too(tmp_path: Path, ports: Ports) -> None:
+    ui, grpc = free_port(), free_port()
+    env = launcher_env(tmp_path, ports, PHOENIX_PORT=str(ui), PHOENIX_GRPC_PORT=str(grpc))
+    running = Running(env, "--traced")
+    try:
+        traces = running.wait_for("Traces: ", timeout=180).split("Traces: ", 1)[1].split()[0]
+        assert traces == f"http://localhost:{ui}"
+        curl_line = running.wait_for("curl localhost:")
+        answer = subprocess.run(
+            curl_line.strip().replace("curl ", "curl --fail --silent -D - ", 1),
+            shell=True,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert answer.stdout.endswith(
+            '"The weather in San Francisco is currently partly cloudy, 16 degrees Celsius."'
+        )
+        invocation = next(
+            line.split(":", 1)[1].strip()
+            for line in answer.stdout.splitlines()
+            if line.startswith("x-restate-id")
+        )
+
+        # The run's page knows where its trace is, and Phoenix has it: both sides' spans, one trace.
+        def trace_link() -> dict[str, str] | None:
+            resp = httpx.get(f"http://localhost:{ports.web}/api/runs/{invocation}/trace", timeout=10)
+            return resp.json() if resp.status_code == 200 else None
+
+        link = wait_until(trace_link, timeout=30, what="the run's trace link")
+        assert link["url"] == f"{traces}/redirects/traces/{link['trace_id']}"
+        spans = httpx.get(
+            f"{traces}/v1/projects/durable-agents-tour/spans",
+            params={"trace_id": link["trace_id"], "limit": 1000},
+            timeout=10,
+        ).json()["data"]
+        names = {span["name"] for span in spans}
+        assert {"ingress WeatherAgent/run", "invocation-attempt WeatherAgent/run", "Get weather"} <= names
+        assert (tmp_path / "restate" / "phoenix").is_dir()  # its data beside Restate's: make clean wipes both
+
+        phoenix = int((tmp_path / "restate" / "phoenix.pid").read_text())
+        running.proc.send_signal(signal.SIGINT)  # Ctrl-C
+        assert running.proc.wait(timeout=60) == 0
+        with pytest.raises(ProcessLookupError):
+            os.kill(phoenix, 0)
+        assert port_is_free(ui) and port_is_free(grpc, "0.0.0.0")
+    finally:
+        stopped(running)
 
 
 @pytest.mark.cluster
