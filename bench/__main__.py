@@ -4,7 +4,8 @@
                                          #   for 10,000 waiting approvals and the cluster)
     python -m bench --only overhead      # one section: overhead, floor, throughput, recovery,
                                          #   waiting, burst, cluster, misbehaviour, streaming,
-                                         #   local_model (a real small model; built on first use)
+                                         #   local_model (a real small model; built on first use),
+                                         #   tracing (Phoenix; installed on first use)
     python -m bench --quick              # a first look in 2-3 minutes: fewer runs, shorter
                                          #   windows, 300 waiting approvals; no burst, no cluster
                                          #   (unless asked for with --only)
@@ -354,7 +355,7 @@ async def run_sections(bench: Bench, sections: list[str]) -> None:
 
 SECTIONS = [
     "overhead", "floor", "throughput", "recovery", "waiting", "burst", "cluster", "misbehaviour", "streaming",
-    "local_model",
+    "local_model", "tracing",
 ]  # fmt: skip
 
 
@@ -453,6 +454,16 @@ def main() -> None:
                 figures = local_model.run(Path(tmp) / "local-model", args.quick)
             local_model.report(figures)
             record("local_model", figures)
+        if "tracing" in sections:
+            from bench import tracing
+
+            print(
+                "tracing: CPU per WeatherAgent run with traces on (a local Phoenix) and off ...", flush=True
+            )
+            with timed("tracing"):
+                figures = tracing.run(Path(tmp) / "tracing", args.quick)
+            tracing.report(figures)
+            record("tracing", figures)
     text = write_report()
     print(text.split("\n## What the figures say", 1)[0])  # the tables; the notes are in the file
     print(f"written: {bench.results.RESULTS} and RESULTS.md beside it")

@@ -642,6 +642,12 @@ def write_report() -> str:
         out.append(_streaming(st))
     if lm := data.get("local_model"):
         out.append(_local_model(lm))
+    if tr := data.get("tracing"):
+        out.append(
+            generic_section(
+                "11. Tracing (WeatherAgent runs with traces exported to a local Phoenix, and without)", tr
+            )
+        )
     notes = HERE / "NOTES.md"
     if notes.exists():
         out.append("\n" + notes.read_text())
