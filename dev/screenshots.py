@@ -1,21 +1,23 @@
-"""`make screenshots`: pictures of the three pages, taken from a real stack in a real browser.
+"""`make screenshots`: pictures of the pages, taken from a real stack in a real browser.
 
-    python -m dev.screenshots            # writes docs/img/reviews.png, run.png, chat.png
+    python -m dev.screenshots            # writes docs/img/reviews.png, run.png, chat.png, trace.png
 
-It starts the whole stack on free ports (as the tests do, dev/harness.py), creates what the pages
-show — pending reviews of the three approval agents, a streaming run, a chat of two messages —
-and screenshots each page with the same browser code as tests/test_pages.py (dev/browser.py).
+It starts the stack of `make run-traced` on free ports (as the tests do, dev/harness.py), creates
+what the pages show — pending reviews of the three approval agents, a streaming run, a chat of
+two messages, a WeatherAgent run — and screenshots each page with the same browser code as the
+tests (dev/browser.py); trace.png is the WeatherAgent run's trace in Phoenix, opened from its run page.
 """
 
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import httpx
 from playwright.sync_api import Page, expect
 
 from dev.browser import HOW_TO_GET_ONE, chromium, chromium_path
-from dev.harness import Tour, wait_until
+from dev.harness import Tour, TracedTour, wait_until
 
 REPO = Path(__file__).resolve().parent.parent
 OUT = REPO / "docs" / "img"
@@ -66,15 +68,27 @@ def main() -> None:
         sys.exit(f"error: {HOW_TO_GET_ONE}")
     OUT.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="screenshots-") as workdir:
-        tour = Tour(Path(workdir))
+        tour = TracedTour(Path(workdir))
         try:
             tour.start()
             run_id, key = prepare(tour)
+            weather = tour.call("WeatherAgent/run", {"message": "What is the weather like in San Francisco?"})
+            weather_run = weather.headers["x-restate-id"]
+            wait_until(lambda: tour.trace_of(weather_run), timeout=30, what="the run's trace in Phoenix")
+            time.sleep(2)  # the rest of its spans
             with chromium() as browser:
                 page = browser.new_page(viewport={"width": 900, "height": 600}, timezone_id="UTC")
                 shoot(page, f"{tour.web_url}/reviews", "li.review >> nth=2", OUT / "reviews.png")
                 shoot(page, f"{tour.web_url}/runs/{run_id}", "#events li.done", OUT / "run.png")
                 shoot(page, f"{tour.web_url}/chat/{key}", "#messages li >> nth=3", OUT / "chat.png")
+                trace_page = browser.new_page(viewport={"width": 1400, "height": 900}, timezone_id="UTC")
+                trace_page.goto(f"{tour.web_url}/runs/{weather_run}")
+                trace_page.locator("#trace-link").click(timeout=30_000)
+                expect(trace_page.get_by_text("Get weather").first).to_be_visible(timeout=60_000)
+                trace_page.get_by_text("Get weather").first.click()  # the step: its input and result
+                trace_page.wait_for_timeout(1000)
+                trace_page.screenshot(path=str(OUT / "trace.png"))
+                print(f"wrote {(OUT / 'trace.png').relative_to(REPO)}")
         finally:
             tour.stop()
 
