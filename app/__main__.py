@@ -34,6 +34,7 @@ from app.parallel_tools_agent import agent_service as parallel_tool_claim_agent
 from app.remote_agents import remote_agent_service as remote_multi_agent_claim_approval
 from app.runtime.agent_runs import install_agent_runs
 from app.runtime.front_door import enforce_input_contract
+from app.runtime.settings import JOURNAL_RETENTION
 from app.sub_workflow_agent import agent_service as sub_workflow_claim_approval_agent, human_approval_workflow
 from app.utils.review_inbox import review_inbox
 from app.utils.sub_agents import eligibility_agent_service, fraud_agent_service, rate_comparison_agent_service
@@ -92,6 +93,13 @@ services: list[restate.Service | restate.VirtualObject | restate.Workflow] = [
 # Every handler's input is checked here, in one place: a request that breaks its model's rules is
 # an HTTP 400 naming the field (app/runtime/front_door.py).
 enforce_input_contract(services)
+
+# Every run's journal is kept JOURNAL_RETENTION (7 days) after it ends: a finished run can be rerun
+# from any of its steps, or forked onto a fix or another model (docs/control.md). The services that
+# only record (the cost ledger, progress events, the inbox) keep none, as they say.
+for service in services:
+    if service.journal_retention is None:
+        service.journal_retention = JOURNAL_RETENTION
 
 # Every agent run, in every service above, ends when the model misbehaves (instead of retrying a
 # journaled answer forever) and sends its LLM usage to the cost ledger once: installed here, under

@@ -10,11 +10,14 @@ loop. How a crash, a replay or a cut-off answer is counted: docs/beyond-the-tour
     curl localhost:8080/LlmUsage/WeatherAgent/get
         -> {"calls": 2, "failed_calls": 0, "input_tokens": 157, "output_tokens": 124, "cost_usd": 0.001306, ...}
 
-`record` is ingress-private: only the agents' invocations write to the ledger.
+`record` is ingress-private: only the agents' invocations write to the ledger. Each run's entry
+has an idempotency key (the invocation that made its calls, and the run's number in it): a run
+restarted from a copy of another's journal (docs/control.md) can never enter the same calls twice.
 """
 
 import json
 import os
+from datetime import timedelta
 from typing import Any, ClassVar
 
 import restate
@@ -22,7 +25,8 @@ from pydantic import Field
 from restate.server_context import ServerInvocationContext
 
 from app.runtime.request_models import RequestModel, ShortText
-from app.runtime.usage import Usage
+from app.runtime.settings import JOURNAL_RETENTION
+from app.runtime.usage import UsageTally
 
 # USD per million tokens.
 DEFAULT_PRICES: dict[str, dict[str, float]] = {
@@ -53,7 +57,8 @@ def price_table() -> dict[str, dict[str, float]]:
 
 PRICES = price_table()  # read once, at start: a bad table stops the endpoint with the message above
 
-llm_usage = restate.VirtualObject("LlmUsage")
+# Its own journals are not kept: a ledger entry is never rerun (docs/control.md).
+llm_usage = restate.VirtualObject("LlmUsage", journal_retention=timedelta(0))
 
 
 class ModelCalls(RequestModel):
@@ -76,7 +81,8 @@ class RunUsage(RequestModel):
     key: str | None = Field(default=None, max_length=1000)
 
 
-@llm_usage.handler(ingress_private=True)
+# A run restarted within JOURNAL_RETENTION may send an entry again: its key is kept as long.
+@llm_usage.handler(ingress_private=True, idempotency_retention=JOURNAL_RETENTION)
 async def record(restate_context: restate.ObjectContext, usage: RunUsage) -> None:
     models: dict[str, dict[str, int]] = await restate_context.get("models", type_hint=dict) or {}
     for name, spent in usage.models.items():
@@ -121,14 +127,27 @@ async def get(restate_context: restate.ObjectSharedContext) -> dict[str, Any]:
 # --- recording, from the invocation that made the calls ---------------------------------------------
 
 
-def record_usage(restate_context: restate.Context, usage: Usage) -> None:
+def record_usage(restate_context: restate.Context, tally: UsageTally) -> None:
     """Send a finished run's tally to the ledger: one journaled one-way call, made once per run
-    (none for a run that made no LLM call)."""
+    (none for a run that made no LLM call).
+
+    Its idempotency key names who made the calls and which run of the invocation this is: the
+    same on every replay, and the same in a copy of the journal. A run restarted from between its
+    last LLM call and this entry makes the entry again, with the calls of the invocation it was
+    copied from: Restate drops it, as that one already made it."""
+    usage = tally.models
     if not usage:
         return
     if not isinstance(restate_context, ServerInvocationContext):
         raise TypeError(f"not the context of a running invocation: {type(restate_context).__name__}")
+    runs = restate_context.extension_data.get("ledger_runs", 0) + 1
+    restate_context.extension_data["ledger_runs"] = runs
     service = restate_context.handler.service_tag  # the handler this invocation runs
     key = None if service.kind == "service" else restate_context.key()
     models = {name: ModelCalls(**totals) for name, totals in usage.items()}
-    restate_context.object_send(record, key=service.name, arg=RunUsage(models=models, key=key))
+    restate_context.object_send(
+        record,
+        key=service.name,
+        arg=RunUsage(models=models, key=key),
+        idempotency_key=f"{tally.latest_maker}/{runs}",
+    )

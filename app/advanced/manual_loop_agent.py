@@ -22,7 +22,7 @@ from openai.types.chat import ChatCompletion, ChatCompletionMessageFunctionToolC
 from pydantic import ValidationError
 
 from app.advanced.llm_usage import record_usage
-from app.runtime.llm_client import ModelMisbehaved, openai_client
+from app.runtime.llm_client import ModelMisbehaved, made_by, openai_client
 from app.runtime.settings import LLM_RETRY, MAX_TURNS, MODEL
 from app.runtime.usage import UsageTally
 from app.utils.weather import MultiWeatherPrompt, WeatherRequest, fetch_weather
@@ -57,9 +57,9 @@ async def run(restate_context: restate.Context, prompt: MultiWeatherPrompt) -> s
     try:
         answer = await agent_loop(restate_context, prompt.message, usage)
     except restate.TerminalError:
-        record_usage(restate_context, usage.models)
+        record_usage(restate_context, usage)
         raise
-    record_usage(restate_context, usage.models)
+    record_usage(restate_context, usage)
     return answer
 
 
@@ -80,7 +80,9 @@ async def agent_loop(restate_context: restate.Context, message: str, usage: Usag
         except restate.TerminalError as e:
             usage.reraise_counting_bill(e)  # a cut-off answer is billed too: counted
         tokens = response.usage
-        usage.add(MODEL, tokens.prompt_tokens if tokens else 0, tokens.completion_tokens if tokens else 0)
+        # Counted for the invocation that asked (a rerun copies the answers it does not ask again).
+        prompt, completion = (tokens.prompt_tokens, tokens.completion_tokens) if tokens else (0, 0)
+        usage.add(MODEL, prompt, completion, made_by=made_by(response))
         reply = response.choices[0].message
         tool_calls = [c for c in reply.tool_calls or [] if c.type == "function"]
         if reply.refusal:

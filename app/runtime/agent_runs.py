@@ -12,7 +12,8 @@ Restate handler every run:
   name is wrapped like the named ones;
 - tallies its LLM usage from the journaled answers and sends it to the cost ledger once, when it
   ends (one journaled one-way call per run; a run started inside another, e.g. by a guardrail,
-  adds to the outer run's tally).
+  adds to the outer run's tally); each answer is journaled with the invocation that made it, so
+  that a run restarted from a copy of another's journal counts only the calls it made itself.
 
 Outside a Restate handler (a test, a script) it is the SDK's runner, unchanged.
 """
@@ -20,6 +21,7 @@ Outside a Restate handler (a test, a script) it is the SDK's runner, unchanged.
 import contextvars
 import dataclasses
 import functools
+import json
 from collections import Counter
 from typing import Any, cast
 
@@ -57,6 +59,7 @@ from restate.ext.openai.runner_wrapper import DurableModelCalls, RestateModelWra
 from restate.extensions import current_context
 from restate.serde import PydanticJsonSerde
 
+from app.runtime.invocation import invocation_id
 from app.runtime.llm_client import ModelMisbehaved
 from app.runtime.settings import LLM_RETRY, MODEL
 from app.runtime.tool_order import OrderedCalls, calls_in_order, with_skips
@@ -75,7 +78,8 @@ _run_tally: contextvars.ContextVar[UsageTally | None] = contextvars.ContextVar("
 
 
 class AnswerByAlias(PydanticJsonSerde[RestateModelResponse]):
-    """The journaled answer, written with the API's own field names (`async`, not `async_`).
+    """The journaled answer, written with the API's own field names (`async`, not `async_`), and
+    the invocation that made it (`made_by`, read back into `last_made_by`).
 
     restate's serde writes the Python names; read back, such a name is an extra key beside the
     field, which the Agents SDK then refuses to copy into a RunState (tool approvals).
@@ -86,14 +90,21 @@ class AnswerByAlias(PydanticJsonSerde[RestateModelResponse]):
 
     def __init__(self) -> None:
         super().__init__(RestateModelResponse)
+        self.last_made_by: str | None = None
 
     def serialize(self, obj: RestateModelResponse | None) -> bytes:
-        return b"" if obj is None else obj.model_dump_json(by_alias=True).encode()
+        if obj is None:
+            return b""
+        # (Serialized only when the call was made: a replay reads the journal instead.)
+        made_by = json.dumps(invocation_id() or "")
+        return obj.model_dump_json(by_alias=True).encode()[:-1] + f',"made_by":{made_by}}}'.encode()
 
     def deserialize(self, buf: bytes) -> RestateModelResponse | None:
         if not buf:
             return None
-        return RestateModelResponse.model_validate(from_json(buf, cache_strings="keys"))
+        data = from_json(buf, cache_strings="keys")
+        self.last_made_by = data.pop("made_by", None) or None
+        return RestateModelResponse.model_validate(data)
 
 
 class JournaledModel(RestateModelWrapper):
@@ -101,7 +112,8 @@ class JournaledModel(RestateModelWrapper):
     (on a replay too: the tally is rebuilt from the journal)."""
 
     def __init__(self, model: Model, name: str, models: "JournaledModels") -> None:
-        super().__init__(model, models.state, dataclasses.replace(models.options, serde=AnswerByAlias()))
+        self.answers = AnswerByAlias()
+        super().__init__(model, models.state, dataclasses.replace(models.options, serde=self.answers))
         self.name, self.tally, self.own_tools = name, models.tally, models.own_tools
 
     async def get_response(self, *args: Any, **kwargs: Any) -> ModelResponse:
@@ -109,7 +121,8 @@ class JournaledModel(RestateModelWrapper):
             response = await super().get_response(*args, **kwargs)
         except TerminalError as e:
             self.tally.reraise_counting_bill(e)  # a cut-off answer is billed too: counted
-        self.tally.add(self.name, response.usage.input_tokens, response.usage.output_tokens)
+        usage, made_by = response.usage, self.answers.last_made_by
+        self.tally.add(self.name, usage.input_tokens, usage.output_tokens, made_by=made_by)
         # The turn's calls that may run, in order (restate's turnstile expects all of them to).
         self.state.turnstile = calls_in_order(response.output, self.own_tools)
         return response
@@ -419,7 +432,14 @@ class DurableAgentRuns(AgentRunner):
 
     def _record(self, restate_context: Any, tally: UsageTally) -> None:
         if self.record_usage is not None:
-            self.record_usage(restate_context, tally.models)
+            self.record_usage(restate_context, tally)
+
+
+def latest_answer_made_here() -> bool:
+    """Whether the latest LLM answer of the agent run in progress was made by this invocation,
+    not copied from the one it was restarted from: every command after it is this run's own."""
+    tally = _run_tally.get()
+    return tally is not None and tally.made_here()
 
 
 def install_agent_runs(record_usage: UsageRecorder | None = None) -> None:

@@ -16,6 +16,7 @@ from openai.types.responses import Response
 from restate import TerminalError
 from restate.exceptions import RetryableError
 
+from app.runtime.invocation import invocation_id
 from app.runtime.settings import LLM_TIMEOUT_SECONDS, MODEL, OPENAI_API
 
 # HTTP statuses where asking again cannot help: the request or the credentials are wrong.
@@ -77,7 +78,7 @@ class ModelMisbehaved(TerminalError):
 
     `billed`: the usage of an answer the API delivered (and bills) but that is refused here. It
     travels in the error's metadata, which Restate journals with the failure, so the cost ledger
-    finds it on every replay too (see `billed_usage`)."""
+    finds it on every replay too (see `billed_usage`), with the invocation that was billed."""
 
     def __init__(self, message: str, billed: tuple[str, int, int] | None = None) -> None:
         metadata = None
@@ -87,15 +88,18 @@ class ModelMisbehaved(TerminalError):
                 "billed_model": model,
                 "billed_input_tokens": str(input_tokens),
                 "billed_output_tokens": str(output_tokens),
+                "billed_by": invocation_id() or "",
             }
         super().__init__(message, status_code=MISBEHAVIOUR_STATUS, metadata=metadata)
 
 
-def billed_usage(error: TerminalError) -> tuple[str, int, int] | None:
-    """(model, input tokens, output tokens) of a refused answer that the API billed, if any."""
+def billed_usage(error: TerminalError) -> tuple[str, int, int, str | None] | None:
+    """(model, input tokens, output tokens, invocation billed) of a refused answer that the API
+    billed, if any."""
     meta = error.metadata or {}
     try:
-        return meta["billed_model"], int(meta["billed_input_tokens"]), int(meta["billed_output_tokens"])
+        tokens = int(meta["billed_input_tokens"]), int(meta["billed_output_tokens"])
+        return meta["billed_model"], *tokens, meta.get("billed_by") or None
     except (KeyError, ValueError):
         return None
 
@@ -128,7 +132,8 @@ def check_answer(answer: Any, model: str = MODEL) -> None:
 
 class RestateAwareOpenAI(openai.AsyncOpenAI):
     """The OpenAI client, with errors translated into what Restate understands (see `classify`),
-    and unusable answers turned into terminal errors (see `check_answer`)."""
+    unusable answers turned into terminal errors (see `check_answer`), and a Chat Completions
+    answer stamped with the invocation that asked for it (`made_by`)."""
 
     async def request(self, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -138,7 +143,17 @@ class RestateAwareOpenAI(openai.AsyncOpenAI):
         options = args[1] if len(args) > 1 else kwargs.get("options")
         body = getattr(options, "json_data", None)
         check_answer(answer, body.get("model", MODEL) if isinstance(body, dict) else MODEL)
+        if isinstance(answer, ChatCompletion):
+            # Journaled with the answer (an extra field): see `made_by`.
+            setattr(answer, "made_by", invocation_id())  # noqa: B010 (pydantic keeps it as an extra)
         return answer
+
+
+def made_by(answer: ChatCompletion) -> str | None:
+    """The invocation that asked for a journaled Chat Completions answer: another one's, if this
+    run was restarted from a copy of its journal (docs/control.md); None if not stamped."""
+    stamp = (answer.model_extra or {}).get("made_by")
+    return stamp if isinstance(stamp, str) else None
 
 
 @cache

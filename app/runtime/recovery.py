@@ -4,7 +4,9 @@ After a crash Restate retries with backoff, so an endpoint that comes back sits 
 next attempt is due (up to a minute with Restate's default policy). With RESTATE_ADMIN_URL set
 (`make run` sets it; for a cluster, a comma-separated list of its nodes' admin APIs), the
 endpoint tells Restate it is back as soon as it listens: invocations of its services that are
-backing off (or paused after too many attempts) are resumed at once.
+backing off are retried at once. A paused invocation stays paused: a person paused it (while a
+dependency is down, say; docs/control.md), or Restate did after too many attempts, and a person
+resumes it, perhaps on another deployment.
 """
 
 import asyncio
@@ -17,15 +19,12 @@ logger = logging.getLogger(__name__)
 
 
 async def retry_waiting_invocations(admin_url: str, services: Iterable[str]) -> list[str]:
-    """Resume the backing-off and paused invocations of `services`; returns their ids."""
+    """Retry the backing-off invocations of `services` now; returns their ids."""
     names = sorted(set(services))
     if not names:
         return []
     quoted = ", ".join("'" + name.replace("'", "''") + "'" for name in names)
-    sql = (
-        "SELECT id FROM sys_invocation "
-        f"WHERE status IN ('backing-off', 'paused') AND target_service_name IN ({quoted})"
-    )
+    sql = f"SELECT id FROM sys_invocation WHERE status = 'backing-off' AND target_service_name IN ({quoted})"
     async with httpx.AsyncClient(base_url=admin_url.rstrip("/"), timeout=10) as admin:
         resp = await admin.post("/query", json={"query": sql}, headers={"accept": "application/json"})
         resp.raise_for_status()

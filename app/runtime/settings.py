@@ -33,6 +33,11 @@ MAX_TURNS = int(os.environ.get("AGENT_MAX_TURNS", "10"))
 # Seconds one LLM request may take before it counts as a failed attempt.
 LLM_TIMEOUT_SECONDS = float(os.environ.get("LLM_TIMEOUT_SECONDS", "120"))
 
+# How long Restate keeps a finished run's journal: for that long it can be rerun from any of its
+# steps, or forked onto a fix or another model, without paying again for what came before
+# (docs/control.md). A week: time to notice a bad answer, fix it and rerun, over a weekend.
+JOURNAL_RETENTION = timedelta(days=float(os.environ.get("JOURNAL_RETENTION_DAYS", "7")))
+
 
 def restate_ingress_url() -> str:
     """Where the endpoint reaches the Restate ingress (RESTATE_INGRESS_URL, default

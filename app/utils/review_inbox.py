@@ -18,6 +18,7 @@ import json
 import os
 import time
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 import restate
@@ -32,7 +33,8 @@ logger = restate.getLogger(__name__)
 
 INBOX_KEY = "reviewers"
 
-review_inbox = restate.VirtualObject("ReviewInbox")
+# Its own journals are not kept: adding or removing a review is never rerun (docs/control.md).
+review_inbox = restate.VirtualObject("ReviewInbox", journal_retention=timedelta(0))
 
 
 class Review(BaseModel):
@@ -142,9 +144,9 @@ def seconds_from_now(seconds: float) -> float:
     return time.time() + seconds
 
 
-def _ask(claim: InsuranceClaim, awakeable_id: str) -> float:
+def _ask(claim: InsuranceClaim, awakeable_id: str, invocation_id: str) -> dict[str, Any]:
     request_human_review(claim, awakeable_id)
-    return time.time()
+    return {"requested_at": time.time(), "awakeable_id": awakeable_id, "invocation_id": invocation_id}
 
 
 @contextlib.asynccontextmanager
@@ -159,22 +161,38 @@ async def pending_review(
 
     The review leaves the inbox when the block ends: decided, timed out, or the invocation
     cancelled (a TerminalError). A suspension or a transient error leaves it there: the wait goes on.
+
+    The inbox is told the ids the step journaled, not the running invocation's: a run restarted
+    from a copy of this journal (docs/control.md) sends what the copy holds, the same entries.
     """
-    requested_at = await restate_context.run_typed(
-        "Request review", _ask, claim=claim, awakeable_id=awakeable_id
-    )
-    review = Review(
-        id=awakeable_id,
-        agent=agent,
-        invocation_id=restate_context.request().id,
+    requested = await restate_context.run_typed(
+        "Request review",
+        _ask,
         claim=claim,
-        requested_at=requested_at,
+        awakeable_id=awakeable_id,
+        invocation_id=restate_context.request().id,
+    )
+    if not isinstance(requested, dict):  # journaled before reviews named their ids: a time
+        ids = {"awakeable_id": awakeable_id, "invocation_id": restate_context.request().id}
+        requested = {"requested_at": requested, **ids}
+    review = Review(
+        id=requested["awakeable_id"],
+        agent=agent,
+        invocation_id=requested["invocation_id"],
+        claim=claim,
+        requested_at=requested["requested_at"],
         times_out_at=times_out_at,
     )
     restate_context.object_send(add, key=INBOX_KEY, arg=review)
     try:
         yield
-    except restate.TerminalError:
-        restate_context.object_send(remove, key=INBOX_KEY, arg=awakeable_id)
+    except restate.TerminalError as e:
+        restate_context.object_send(remove, key=INBOX_KEY, arg=review.id)
+        if e.status_code == 409 and e.message == "cancelled":
+            raise restate.TerminalError(
+                f"Cancelled while waiting for a review (claim: {claim.reason}); nobody decided it, and it "
+                "is no longer in the reviewers' inbox.",
+                409,
+            ) from e
         raise
-    restate_context.object_send(remove, key=INBOX_KEY, arg=awakeable_id)
+    restate_context.object_send(remove, key=INBOX_KEY, arg=review.id)

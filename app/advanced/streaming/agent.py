@@ -19,16 +19,21 @@ from typing import Any
 import restate
 from agents import Agent, ModelResponse, RunContextWrapper, RunHooks, TResponseInputItem
 from restate.ext.openai import DurableRunner, durable_function_tool
+from restate.server_context import get_extension_data, set_extension_data
 
 from app.advanced.streaming.text import StreamedModel, TextStream, new_token
 from app.advanced.streaming.topic import allow_text, publish, token_digest
+from app.runtime.agent_runs import latest_answer_made_here
 from app.runtime.settings import LLM_RETRY, MAX_TURNS, MODEL
 from app.utils.weather import WeatherPrompt, WeatherRequest, WeatherResponse, fetch_weather
 
 
 def emit(restate_context: restate.Context, event: dict[str, Any]) -> None:
     """Publish to this run's topic: a journaled send, made once even if the run is replayed."""
-    restate_context.object_send(publish, key=restate_context.request().id, arg=event)
+    # The topic of the run's text stream, if it opened one (`open_text_stream`), else its own.
+    stream: TextStream | None = get_extension_data(restate_context, "text_stream")
+    key = stream.run_id if stream is not None else restate_context.request().id
+    restate_context.object_send(publish, key=key, arg=event)
 
 
 @durable_function_tool
@@ -84,6 +89,12 @@ class ProgressHooks(RunHooks[restate.Context]):
         agent: Agent[restate.Context],
         response: ModelResponse,
     ) -> None:
+        run_id = context.context.request().id
+        if self.text is not None and self.text.run_id != run_id and latest_answer_made_here():
+            # A restarted run's first answer of its own: from here on its events and its text go
+            # to its own topic (every command after an answer it made is its own, never a copy).
+            await context.context.object_call(allow_text, key=run_id, arg=token_digest(self.text.token))
+            self.text.run_id = run_id
         calls = [item.name for item in response.output if item.type == "function_call"]
         # `text`, the journaled answer's: the topic checks the streamed text against it.
         event = {"type": "llm_end", "call": self.calls, "agent": agent.name, "tool_calls": calls}
@@ -102,11 +113,24 @@ agent_service = restate.Service("StreamingAgent")
 
 async def open_text_stream(restate_context: restate.Context) -> TextStream:
     """The run's stream token, made once (a journaled step) and registered with its topic before
-    any text is sent (a call, not a send: the text must not reach the topic before the token)."""
-    token = await restate_context.run_typed("stream token", new_token)
-    run_id = restate_context.request().id
-    await restate_context.object_call(allow_text, key=run_id, arg=token_digest(token))
-    return TextStream(run_id, token)
+    any text is sent (a call, not a send: the text must not reach the topic before the token).
+
+    The topic is named by the step's result: the invocation that opened the stream. A run
+    restarted from a copy of this journal (docs/control.md) replays the same sends to the same
+    topic, until its first answer of its own moves the stream to its own topic (`ProgressHooks`)."""
+    opened = await restate_context.run_typed(
+        "stream token", new_stream, invocation_id=restate_context.request().id
+    )
+    if isinstance(opened, str):  # journaled before streams named their run: the token alone
+        opened = {"token": opened, "run": restate_context.request().id}
+    await restate_context.object_call(allow_text, key=opened["run"], arg=token_digest(opened["token"]))
+    stream = TextStream(opened["run"], opened["token"])
+    set_extension_data(restate_context, "text_stream", stream)
+    return stream
+
+
+def new_stream(invocation_id: str) -> dict[str, str]:
+    return {"token": new_token(), "run": invocation_id}
 
 
 @agent_service.handler()

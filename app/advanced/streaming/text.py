@@ -28,6 +28,7 @@ from openai.types.responses import Response
 
 from app.advanced.streaming.topic import MAX_DELTA_CHARS
 from app.runtime.http_clients import loop_client
+from app.runtime.invocation import invocation_id
 from app.runtime.llm_client import check_answer
 from app.runtime.settings import restate_ingress_url, stream_live_url
 
@@ -82,8 +83,13 @@ class TextStream:
         self.calls = 0  # the number of the LLM call in progress, counted on every replay too (ProgressHooks)
 
     def attempt(self) -> "TextAttempt":
-        """A new attempt at the current LLM call."""
-        return TextAttempt(self, self.calls)
+        """A new attempt at the current LLM call. Its text is not streamed while the stream is
+        still the topic of the invocation this run was restarted from (its answer comes at
+        `llm_end`, on this run's own topic: app/advanced/streaming/agent.py)."""
+        attempt = TextAttempt(self, self.calls)
+        running = invocation_id()
+        attempt.broken = running is not None and running != self.run_id
+        return attempt
 
     async def send(self, events: list[dict[str, Any]], seq: int) -> bool:
         """One batch to the topic, one-way; True once the ingress has accepted it. A batch sent

@@ -231,7 +231,8 @@ def _append(events: list[dict[str, Any]], event: dict[str, Any]) -> None:
 
 # --- the topic -----------------------------------------------------------------------------------
 
-agent_events = restate.VirtualObject("AgentEvents")
+# Its own journals are not kept (one per event): an event is never rerun (docs/control.md).
+agent_events = restate.VirtualObject("AgentEvents", journal_retention=timedelta(0))
 
 
 class ReadRequest(RequestModel):
