@@ -1,7 +1,8 @@
 """`python -m app.web`: the public web process on http://127.0.0.1:8000 (see app/web/__init__.py).
 
 Settings (environment): WEB_HOST (127.0.0.1), WEB_PORT (8000), RESTATE_INGRESS_URL
-(http://localhost:8080), STREAM_IDLE_SECONDS (300).
+(http://localhost:8080), RESTATE_ADMIN_URL (http://localhost:9070), RUN_CONTROLS (on when WEB_HOST
+is this machine only; see docs/front-door.md), STREAM_IDLE_SECONDS (300), TRACES_URL (unset).
 """
 
 import argparse
@@ -15,6 +16,7 @@ from hypercorn.asyncio import serve
 
 from app.runtime.serving import hypercorn_config
 from app.web import create_app
+from app.web.settings import Settings
 
 
 async def _serve(host: str, port: int) -> None:
@@ -23,7 +25,7 @@ async def _serve(host: str, port: int) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    app = create_app()
+    app = create_app(Settings.from_env(host))
     logging.info(
         "Public web on http://%s:%d (streams read through %s)", host, port, app.state.settings.ingress_url
     )

@@ -28,7 +28,7 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import httpx
 from starlette.requests import Request
@@ -37,6 +37,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.web.answers import json_body, message
 from app.web.settings import Settings
 
 STATIC = Path(__file__).parent / "static"
@@ -74,34 +75,8 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
-def _message(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"message": message}, status_code=status)
-
-
 def _page(name: str) -> FileResponse:
     return FileResponse(STATIC / name, media_type="text/html", headers={"cache-control": "no-cache"})
-
-
-def _refused(request: Request) -> Response | None:
-    """A POST that is not JSON, or that a page of another origin sends, is refused."""
-    if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
-        return _message(415, "send JSON (content-type: application/json)")
-    origin = request.headers.get("origin")
-    if origin is not None and urlsplit(origin).netloc != request.headers.get("host"):
-        return _message(403, f"cross-origin request refused (origin {origin})")
-    return None
-
-
-async def _json_body(request: Request) -> dict[str, Any] | Response:
-    if (refused := _refused(request)) is not None:
-        return refused
-    try:
-        body = json.loads(await request.body())
-    except ValueError:
-        return _message(400, "the body is not valid JSON")
-    if not isinstance(body, dict):
-        return _message(400, "the body must be a JSON object")
-    return body
 
 
 def _ingress(request: Request) -> httpx.AsyncClient:
@@ -153,14 +128,14 @@ async def _reviews(request: Request) -> list[dict[str, Any]]:
 def _passed_on(resp: httpx.Response) -> JSONResponse:
     """An error answer of the ingress, passed on with its message (e.g. the contract's 400)."""
     try:
-        message = str(resp.json().get("message") or resp.text)
+        said = str(resp.json().get("message") or resp.text)
     except (ValueError, AttributeError):
-        message = resp.text[:200]
-    return _message(resp.status_code if 400 <= resp.status_code < 500 else 502, message)
+        said = resp.text[:200]
+    return message(resp.status_code if 400 <= resp.status_code < 500 else 502, said)
 
 
 def _unreachable(e: httpx.HTTPError) -> JSONResponse:
-    return _message(502, f"the Restate ingress could not be reached: {e}")
+    return message(502, f"the Restate ingress could not be reached: {e}")
 
 
 # --- pages ---------------------------------------------------------------------------------------
@@ -208,8 +183,8 @@ async def review_stream(request: Request) -> Response:
             try:
                 event, data = "reviews", json.dumps({"reviews": await _reviews(request)})
             except httpx.HTTPError as e:
-                message = f"the Restate ingress could not be reached: {e}"
-                event, data = "unreachable", json.dumps({"message": message})
+                problem = f"the Restate ingress could not be reached: {e}"
+                event, data = "unreachable", json.dumps({"message": problem})
             if data != last:
                 yield f"event: {event}\ndata: {data}\n\n"
                 last, last_change = data, time.monotonic()
@@ -223,22 +198,22 @@ async def review_stream(request: Request) -> Response:
 
 async def decide(request: Request) -> Response:
     review_id: str = request.path_params["review_id"]
-    body = await _json_body(request)
+    body = await json_body(request)
     if isinstance(body, Response):
         return body
     approved = body.get("approved")
     if not isinstance(approved, bool) or set(body) != {"approved"}:
-        return _message(400, 'send {"approved": true} or {"approved": false}')
+        return message(400, 'send {"approved": true} or {"approved": false}')
     client = _ingress(request)
     try:
         if not any(r["id"] == review_id for r in await _reviews(request)):
-            return _message(404, f"no pending review {review_id} (decided already, or timed out)")
+            return message(404, f"no pending review {review_id} (decided already, or timed out)")
         # Exactly what the curl command in the log does.
         resp = await client.post(f"/restate/awakeables/{quote(review_id, safe='')}/resolve", json=approved)
     except httpx.HTTPError as e:
         return _unreachable(e)
     if resp.status_code >= 300:
-        return _message(502, f"the ingress refused the decision: HTTP {resp.status_code} {resp.text[:200]}")
+        return message(502, f"the ingress refused the decision: HTTP {resp.status_code} {resp.text[:200]}")
     return JSONResponse({"id": review_id, "approved": approved}, status_code=202)
 
 
@@ -278,7 +253,7 @@ async def chat_history(request: Request) -> Response:
 
 
 async def chat_message(request: Request) -> Response:
-    body = await _json_body(request)
+    body = await json_body(request)
     if isinstance(body, Response):
         return body
     try:

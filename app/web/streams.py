@@ -32,6 +32,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from app.web import live
+from app.web.answers import message
 from app.web.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -99,23 +100,19 @@ async def _run_exists(client: httpx.AsyncClient, run_id: str) -> bool:
     return True  # done (200 or its failure), or still running (470)
 
 
-def _message(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"message": message}, status_code=status)
-
-
 async def _checked(request: Request) -> tuple[str, int, httpx.AsyncClient] | Response:
     """The run id, the offset and the ingress client; or the response that refuses the request."""
     run_id: str = request.path_params["run_id"]
     try:
         offset = _offset(request)
     except BadRequest as e:
-        return _message(400, str(e))
+        return message(400, str(e))
     client: httpx.AsyncClient = request.app.state.ingress
     try:
         if not await _run_exists(client, run_id):
-            return _message(404, f"unknown run: {run_id} (use the invocationId that /send returned)")
+            return message(404, f"unknown run: {run_id} (use the invocationId that /send returned)")
     except httpx.HTTPError as e:
-        return _message(502, f"the Restate ingress could not be reached: {e}")
+        return message(502, f"the Restate ingress could not be reached: {e}")
     return run_id, offset, client
 
 
@@ -124,7 +121,7 @@ async def long_poll(request: Request) -> Response:
     try:
         wait = _wait(request, settings)
     except BadRequest as e:
-        return _message(400, str(e))
+        return message(400, str(e))
     checked = await _checked(request)
     if isinstance(checked, Response):
         return checked
@@ -132,7 +129,7 @@ async def long_poll(request: Request) -> Response:
     try:
         return JSONResponse(await _read(client, run_id, offset, wait))
     except httpx.HTTPError as e:
-        return _message(502, f"the Restate ingress could not be reached: {e}")
+        return message(502, f"the Restate ingress could not be reached: {e}")
 
 
 def _frame(event: dict[str, Any]) -> str:
