@@ -153,7 +153,8 @@ class Launcher:
                 "(scripted answers; the durability is real)."
             )
         endpoint_env.setdefault("RESTATE_INGRESS_URL", f"http://localhost:{self.ports.ingress}")
-        web_env: dict[str, str] = {}
+        # The run pages read runs and steer them through the admin API (on this machine only).
+        web_env = {"RESTATE_ADMIN_URL": self.admin.url}
         if self.otlp:
             endpoint_env.update(OTEL_EXPORTER_OTLP_ENDPOINT=self.otlp, TRACES_PROJECT=self.project)
         if self.phoenix is not None:

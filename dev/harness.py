@@ -86,6 +86,7 @@ class Tour:
         self.endpoint_overrides: dict[str, str] = {}
         self.web: Web | None = None
         self.web_overrides: dict[str, str] = {}
+        self.more_endpoints: list[tuple[Endpoint, str]] = []  # second versions (`deploy`), deployment ids
         self.admin = Admin(f"http://127.0.0.1:{self.ports.admin}")
         self.ingress = f"http://127.0.0.1:{self.ports.ingress}"
         self.http = httpx.Client(base_url=self.ingress, timeout=60)
@@ -146,7 +147,8 @@ class Tour:
 
     def start_web(self, **env_overrides: str) -> None:
         self.web_overrides = env_overrides
-        self.web = Web(self.ports.web, self.ingress, env_overrides, self.workdir / "web.log")
+        env = {"RESTATE_ADMIN_URL": self.admin.url, **env_overrides}
+        self.web = Web(self.ports.web, self.ingress, env, self.workdir / "web.log")
         self.web.start()
         self.web.wait_ready()
 
@@ -155,6 +157,26 @@ class Tour:
         if self.web is not None:
             self.web.stop()
         self.start_web(**env_overrides)
+
+    def deploy(self, **env_overrides: str) -> tuple[Endpoint, str]:
+        """A second version of the endpoint beside the first (as `python -m dev.deploy` starts
+        one), registered without force: returns it and its deployment id. Stopped with the stack."""
+        port = free_port()
+        second = Endpoint(port, {**self.endpoint_env, **env_overrides}, self.workdir / f"endpoint-{port}.log")
+        second.start()
+        second.wait_ready()
+        deployment = str(self.admin.register(f"http://127.0.0.1:{port}", force=False)["id"])
+        self.more_endpoints.append((second, deployment))
+        return second, deployment
+
+    def undeploy(self) -> None:
+        """Stop the second versions and remove their deployments; the first one is the latest again."""
+        for second, deployment in self.more_endpoints:
+            second.stop()
+            httpx.delete(f"{self.admin.url}/deployments/{deployment}", params={"force": "true"}, timeout=30)
+        if self.more_endpoints:
+            self.admin.register(self.endpoint_url)  # (forced: it becomes the latest again)
+        self.more_endpoints = []
 
     def restart_endpoint(self, **env_overrides: str) -> None:
         """Stop and start the endpoint; as under `make run`, it asks Restate to retry its invocations."""
@@ -179,7 +201,13 @@ class Tour:
 
     def stop(self) -> None:
         self.http.close()
-        for proc in (self.web, self.endpoint, self.llm, self.restate):
+        for proc in (
+            self.web,
+            *(second for second, _ in self.more_endpoints),
+            self.endpoint,
+            self.llm,
+            self.restate,
+        ):
             if proc is not None:
                 proc.stop()
 

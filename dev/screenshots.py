@@ -1,11 +1,12 @@
 """`make screenshots`: pictures of the pages, taken from a real stack in a real browser.
 
-    python -m dev.screenshots            # writes docs/img/reviews.png, run.png, chat.png, trace.png
+    python -m dev.screenshots            # docs/img/reviews.png, run.png, chat.png, control.png, trace.png
 
 It starts the stack of `make run-traced` on free ports (as the tests do, dev/harness.py), creates
 what the pages show — pending reviews of the three approval agents, a streaming run, a chat of
 two messages, a WeatherAgent run — and screenshots each page with the same browser code as the
-tests (dev/browser.py); trace.png is the WeatherAgent run's trace in Phoenix, opened from its run page.
+tests (dev/browser.py); control.png is the WeatherAgent run's page, trace.png its trace in Phoenix,
+opened from that page.
 """
 
 import sys
@@ -81,6 +82,7 @@ def main() -> None:
                 shoot(page, f"{tour.web_url}/reviews", "li.review >> nth=2", OUT / "reviews.png")
                 shoot(page, f"{tour.web_url}/runs/{run_id}", "#events li.done", OUT / "run.png")
                 shoot(page, f"{tour.web_url}/chat/{key}", "#messages li >> nth=3", OUT / "chat.png")
+                shoot(page, f"{tour.web_url}/runs/{weather_run}", "#journal tr >> nth=3", OUT / "control.png")
                 trace_page = browser.new_page(viewport={"width": 1400, "height": 900}, timezone_id="UTC")
                 trace_page.goto(f"{tour.web_url}/runs/{weather_run}")
                 trace_page.locator("#trace-link").click(timeout=30_000)

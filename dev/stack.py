@@ -344,6 +344,17 @@ class PythonService(Proc):
         self.wait_http(f"{self.url}/health", timeout)
 
 
+def stand_in_env(url: str) -> dict[str, str]:
+    """What an endpoint needs to talk to the stand-in at `url` instead of OpenAI and wttr.in."""
+    return {
+        "OPENAI_API_KEY": "offline-stand-in",
+        "OPENAI_BASE_URL": f"{url}/v1",
+        "WEATHER_API_URL": f"{url}/wttr",
+        # Traces would be uploaded to OpenAI with the dummy key above: keep them local.
+        "OPENAI_AGENTS_DISABLE_TRACING": "1",
+    }
+
+
 class OfflineLLM(PythonService):
     def __init__(self, port: int, log_path: Path, latency_ms: int = 0, token_ms: int | None = None) -> None:
         args = ["dev.offline_llm", "--port", str(port), "--latency-ms", str(latency_ms)]
@@ -353,13 +364,7 @@ class OfflineLLM(PythonService):
 
     def endpoint_env(self) -> dict[str, str]:
         """What the endpoint needs to talk to this stand-in instead of OpenAI and wttr.in."""
-        return {
-            "OPENAI_API_KEY": "offline-stand-in",
-            "OPENAI_BASE_URL": f"{self.url}/v1",
-            "WEATHER_API_URL": f"{self.url}/wttr",
-            # Traces would be uploaded to OpenAI with the dummy key above: keep them local.
-            "OPENAI_AGENTS_DISABLE_TRACING": "1",
-        }
+        return stand_in_env(self.url)
 
     def stats(self) -> dict[str, Any]:
         resp = httpx.get(f"{self.url}/_stub/stats", timeout=5)
@@ -439,11 +444,14 @@ class Admin:
     def __init__(self, admin_url: str) -> None:
         self.url = admin_url.rstrip("/")
 
-    def register(self, uri: str) -> dict[str, Any]:
-        """Register (or re-register, after a code change) the deployment at `uri`."""
+    def register(self, uri: str, force: bool = True) -> dict[str, Any]:
+        """Register (or re-register, after a code change) the deployment at `uri`.
+
+        force: the same URI may come back with changed services, and Restate takes the new ones
+        (the runs pinned to it resume on the new code). Without: a new URI becomes a deployment
+        beside the others (docs/control.md, two versions side by side)."""
         try:
-            # force: the same URI may come back with changed services; Restate takes the new ones.
-            resp = httpx.post(f"{self.url}/deployments", json={"uri": uri, "force": True}, timeout=30)
+            resp = httpx.post(f"{self.url}/deployments", json={"uri": uri, "force": force}, timeout=30)
         except httpx.HTTPError as e:
             raise StackError(f"cannot reach the Restate admin API at {self.url}: {e}") from e
         if resp.status_code >= 300:

@@ -377,7 +377,10 @@ class OfflineLLM:
             return 400, refused.body(), []
         conv = from_responses_request(body) if api == "responses" else from_chat_request(body)
         entry.update(
-            agent=conv.agent_name(), tools=[t.name for t in conv.tools], input=conv.last_user_text()[:400]
+            agent=conv.agent_name(),
+            model=str(body.get("model", "")),
+            tools=[t.name for t in conv.tools],
+            input=conv.last_user_text()[:400],
         )
         if self.state.latency_ms:
             await asyncio.sleep(self.state.latency_ms / 1000)
