@@ -7,50 +7,20 @@ Chromium these tests skip, saying how to get one.
 
 import itertools
 import subprocess
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Locator, Page, expect
+from playwright.sync_api import Locator, Page, expect
 
-from dev.browser import HOW_TO_GET_ONE, chromium, chromium_path
 from dev.harness import Tour, wait_until
+from tests.beyond.conftest import Watched
 
 pytestmark = pytest.mark.e2e
 
 _claims = itertools.count(1)
 ANSWER = "The weather in Tokyo is currently cloudy, 17 degrees Celsius."
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if chromium_path() is None:
-        pytest.skip(HOW_TO_GET_ONE)
-    with chromium() as b:
-        yield b
-
-
-class Watched:
-    """A page, with what would show that a script of a claim ran: dialogs and page errors."""
-
-    def __init__(self, page: Page) -> None:
-        self.page = page
-        self.dialogs: list[str] = []
-        self.errors: list[str] = []
-        page.on("dialog", lambda d: (self.dialogs.append(d.message), d.dismiss()))
-        page.on("pageerror", lambda e: self.errors.append(str(e)))
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Watched]:
-    context = browser.new_context(timezone_id="UTC")
-    context.set_default_timeout(30_000)
-    watched = Watched(context.new_page())
-    yield watched
-    context.close()
-    assert watched.errors == [], "the page had script errors"
 
 
 def claim_prompt() -> tuple[str, str]:

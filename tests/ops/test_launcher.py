@@ -149,6 +149,52 @@ def test_make_run_serves_the_tour_restarts_a_killed_endpoint_and_stops_cleanly(
     assert all(port_is_free(p) for p in (ports.ingress, ports.admin, ports.app, ports.web))
 
 
+def test_make_deploy_puts_a_second_version_beside_the_first(
+    launcher: Running, ports: Ports, tmp_path: Path
+) -> None:
+    launcher.wait_for("curl localhost:")
+    first = httpx.post(f"http://localhost:{ports.ingress}/WeatherAgent/run", json={}, timeout=60)
+    second_port = free_port()
+    env = launcher_env(
+        tmp_path, ports, RESTATE_ADMIN_URL=f"http://localhost:{ports.admin}", FAIL_ON_DENVER="false"
+    )
+    second = subprocess.Popen(
+        [sys.executable, "-m", "dev.deploy", "--port", str(second_port)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert second.stdout is not None
+        registered = next(line for line in second.stdout if "[deploy] registered" in line)
+        deployment = registered.split(" as ", 1)[1].split(",", 1)[0]
+        # New runs go to the second version, which has the fix: Denver answers at once.
+        denver = httpx.post(
+            f"http://localhost:{ports.ingress}/WeatherAgent/run",
+            json={"message": "What is the weather like in Denver?"},
+            timeout=60,
+        )
+        assert denver.status_code == 200, denver.text
+        assert denver.json() == "The weather in Denver is currently clear, 7 degrees Celsius."
+        pinned = httpx.post(
+            f"http://localhost:{ports.admin}/query",
+            json={
+                "query": f"SELECT pinned_deployment_id AS d FROM sys_invocation WHERE id = '{denver.headers['x-restate-id']}'"
+            },
+            headers={"accept": "application/json"},
+            timeout=10,
+        ).json()["rows"][0]["d"]
+        assert pinned == deployment
+        assert first.headers["x-restate-id"] != denver.headers["x-restate-id"]
+    finally:
+        second.send_signal(signal.SIGINT)  # Ctrl-C
+        assert second.wait(timeout=30) == 0
+        second.stdout.close()
+    assert port_is_free(second_port)
+
+
 @pytest.mark.phoenix
 def test_make_run_traced_puts_the_first_run_in_phoenix_and_stops_it_too(tmp_path: Path, ports: Ports) -> None:
     ui, grpc = free_port(), free_port()

@@ -24,6 +24,12 @@ def test_a_reader_of_a_tour_file_meets_at_most_the_budget_in_the_median() -> Non
     assert median_reading() <= MEDIAN_BUDGET
 
 
+def test_the_run_controls_read_on_their_own() -> None:
+    # docs/control.md's lesson: the page's server side and what it imports inside app/.
+    lines, files = reading("app/web/runs.py")
+    assert lines <= MEDIAN_BUDGET, [str(f.relative_to(REPO)) for f in files]
+
+
 def test_no_tour_file_leads_into_the_streaming_or_serving_machinery() -> None:
     for tour_file in TOUR_FILES:
         _, files = reading(tour_file)
