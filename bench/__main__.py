@@ -5,7 +5,8 @@
     python -m bench --only overhead      # one section: overhead, floor, throughput, recovery,
                                          #   waiting, burst, cluster, misbehaviour, streaming,
                                          #   local_model (a real small model; built on first use),
-                                         #   tracing (Phoenix; installed on first use)
+                                         #   tracing (Phoenix; installed on first use),
+                                         #   control (disk per kept journal)
     python -m bench --quick              # a first look in 2-3 minutes: fewer runs, shorter
                                          #   windows, 300 waiting approvals; no burst, no cluster
                                          #   (unless asked for with --only)
@@ -355,7 +356,7 @@ async def run_sections(bench: Bench, sections: list[str]) -> None:
 
 SECTIONS = [
     "overhead", "floor", "throughput", "recovery", "waiting", "burst", "cluster", "misbehaviour", "streaming",
-    "local_model", "tracing",
+    "local_model", "tracing", "control",
 ]  # fmt: skip
 
 
@@ -464,6 +465,14 @@ def main() -> None:
                 figures = tracing.run(Path(tmp) / "tracing", args.quick)
             tracing.report(figures)
             record("tracing", figures)
+        if "control" in sections:
+            from bench import control
+
+            print("control: the server's disk per WeatherAgent run, its journal kept or not ...", flush=True)
+            with timed("control"):
+                figures = control.run(Path(tmp) / "control", args.quick)
+            control.report(figures)
+            record("control", figures)
     text = write_report()
     print(text.split("\n## What the figures say", 1)[0])  # the tables; the notes are in the file
     print(f"written: {bench.results.RESULTS} and RESULTS.md beside it")

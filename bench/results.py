@@ -648,6 +648,10 @@ def write_report() -> str:
                 "11. Tracing (WeatherAgent runs with traces exported to a local Phoenix, and without)", tr
             )
         )
+    if co := data.get("control"):
+        out.append(
+            generic_section("12. Kept journals (WeatherAgent runs, journals kept 7 days or not at all)", co)
+        )
     notes = HERE / "NOTES.md"
     if notes.exists():
         out.append("\n" + notes.read_text())
