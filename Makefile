@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 # The trace viewer of `make run-traced` (its own virtualenv; pinned with hashes in requirements-phoenix.lock).
 PHOENIX := $(shell sed -n 's/^REQUIREMENT = "\(.*\)".*/\1/p' dev/phoenix.py)
 
-.PHONY: run run-traced run-local cluster test lint fmt test-replay test-cluster test-local-model bench eval screenshots clean install lock
+.PHONY: run run-traced deploy run-local cluster test lint fmt test-replay test-cluster test-local-model bench eval screenshots clean install lock
 
 run: install
 	@$(PY) -m dev
@@ -18,6 +18,12 @@ run: install
 # minutes) into .venv-phoenix/, from requirements-phoenix.lock.
 run-traced: install
 	@$(PY) -m dev --traced
+
+# A second version of the endpoint beside make run's, registered without force (docs/control.md):
+# runs already started finish on :9080, new runs come here. E.g. FAIL_ON_DENVER=false make deploy
+DEPLOY_PORT ?= 9081
+deploy: install
+	@$(PY) -m dev.deploy --port $(DEPLOY_PORT)
 
 # The same tour on a real small model (llama.cpp's server with SmolLM2-135M, no key, no network):
 # built on first use (about 10 minutes), kept in .venv-local-model/ and .cache/local-model/.
