@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from dev.harness import wait_until
+from dev.harness import Tour, wait_until
 from dev.stack import Endpoint, free_port, python_env, worker_pids
 
 ENV = {"OPENAI_API_KEY": "offline-stand-in", "RESTATE_ADMIN_URL": ""}
@@ -67,3 +67,18 @@ def test_a_taken_port_is_named() -> None:
 
     assert result.returncode == 1
     assert f"error: cannot listen on 127.0.0.1:{port} (Address already in use)" in result.stderr
+
+
+@pytest.mark.e2e
+def test_the_endpoint_keeps_restates_connection_past_a_thousand_invocations(stack: Tour) -> None:
+    # hypercorn closes a connection after 1,000 requests by default, with the invocations on it in
+    # flight: Restate then retried the thousandth one about 35 s later (app/runtime/serving.py).
+    log = stack.workdir / "restate-server.log"
+    before = log.stat().st_size
+    with httpx.Client(base_url=stack.ingress, timeout=60) as client:
+        for _ in range(1100):  # more than 1,000 invocations on Restate's connections to the endpoint
+            assert client.get("/Spend/connections/get").status_code == 200
+    with log.open(errors="replace") as f:
+        f.seek(before)
+        troubles = [line for line in f if " WARN " in line and "invoker" in line]
+    assert troubles == [], troubles[:3]
