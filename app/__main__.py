@@ -20,6 +20,7 @@ from app.advanced.long_running_agent import scheduled_agent
 from app.advanced.manual_loop_agent import manual_loop_agent
 from app.advanced.mcp_agent import agent_service as mcp_claim_agent
 from app.advanced.rollback_agent import agent_service as booking_with_rollback_agent
+from app.advanced.spend import before_llm_call, spend
 from app.advanced.streaming.agent import agent_service as streaming_agent
 from app.advanced.streaming.topic import agent_events
 from app.advanced.tool_approval_agent import agent_service as tool_approval_claim_agent
@@ -35,6 +36,7 @@ from app.remote_agents import remote_agent_service as remote_multi_agent_claim_a
 from app.runtime.agent_runs import install_agent_runs
 from app.runtime.front_door import enforce_input_contract
 from app.runtime.settings import JOURNAL_RETENTION
+from app.runtime.tenants import carry_tenants
 from app.sub_workflow_agent import agent_service as sub_workflow_claim_approval_agent, human_approval_workflow
 from app.utils.review_inbox import review_inbox
 from app.utils.sub_agents import eligibility_agent_service, fraud_agent_service, rate_comparison_agent_service
@@ -83,6 +85,7 @@ services: list[restate.Service | restate.VirtualObject | restate.Workflow] = [
     tool_approval_claim_agent,
     any_model_agent,
     llm_usage,
+    spend,
     mcp_claim_agent,
     # Sub-agents, called by other agents as remote tools
     eligibility_agent_service,
@@ -102,9 +105,12 @@ for service in services:
         service.journal_retention = JOURNAL_RETENTION
 
 # Every agent run, in every service above, ends when the model misbehaves (instead of retrying a
-# journaled answer forever) and sends its LLM usage to the cost ledger once: installed here, under
-# `DurableRunner.run` (app/runtime/agent_runs.py).
-install_agent_runs(record_usage=record_usage)
+# journaled answer forever), keeps within its tenant's budget, and sends its LLM usage to the cost
+# ledger once: installed here, under `DurableRunner.run` (app/runtime/agent_runs.py).
+install_agent_runs(record_usage=record_usage, before_llm_call=before_llm_call)
+
+# A request's tenant (`x-tenant`) follows it into every invocation it starts (app/runtime/tenants.py).
+carry_tenants()
 
 # Only Restate calls this endpoint (signed requests); the public web process is app/web/.
 app = restate.app(

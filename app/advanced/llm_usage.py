@@ -15,8 +15,6 @@ has an idempotency key (the invocation that made its calls, and the run's number
 restarted from a copy of another's journal (docs/control.md) can never enter the same calls twice.
 """
 
-import json
-import os
 from datetime import timedelta
 from typing import Any, ClassVar
 
@@ -26,36 +24,9 @@ from restate.server_context import ServerInvocationContext
 
 from app.runtime.request_models import RequestModel, ShortText
 from app.runtime.settings import JOURNAL_RETENTION
+from app.runtime.tenants import tenant_of
 from app.runtime.usage import UsageTally
-
-# USD per million tokens.
-DEFAULT_PRICES: dict[str, dict[str, float]] = {
-    "gpt-4.1": {"input": 2.0, "output": 8.0},
-    "gpt-4.1-mini": {"input": 0.4, "output": 1.6},
-    "gpt-4.1-nano": {"input": 0.1, "output": 0.4},
-    "gpt-4o": {"input": 2.5, "output": 10.0},
-    "gpt-4o-mini": {"input": 0.15, "output": 0.6},
-}
-
-
-def price_table() -> dict[str, dict[str, float]]:
-    """LLM_PRICES if set (e.g. '{"gpt-4.1": {"input": 2.0, "output": 8.0}}'), else DEFAULT_PRICES."""
-    raw = os.environ.get("LLM_PRICES")
-    if not raw:
-        return DEFAULT_PRICES
-    try:
-        table = json.loads(raw)
-        return {
-            str(model): {"input": float(p["input"]), "output": float(p["output"])}
-            for model, p in table.items()
-        }
-    except (ValueError, TypeError, KeyError, AttributeError) as e:
-        raise ValueError(
-            f'LLM_PRICES must be JSON like {{"gpt-4.1": {{"input": 2.0, "output": 8.0}}}} ({e})'
-        ) from e
-
-
-PRICES = price_table()  # read once, at start: a bad table stops the endpoint with the message above
+from app.utils.prices import PRICES, cost
 
 # Its own journals are not kept: a ledger entry is never rerun (docs/control.md).
 llm_usage = restate.VirtualObject("LlmUsage", journal_retention=timedelta(0))
@@ -71,7 +42,8 @@ class ModelCalls(RequestModel):
 
 
 class RunUsage(RequestModel):
-    """What one agent run spent, per model; `key`: the calling object's key, counted there too."""
+    """What one agent run spent, per model; `key`: the calling object's key, counted there too;
+    `tenant`: whose budget it spent (app/advanced/spend.py), with the reservations it releases."""
 
     EXAMPLES: ClassVar[list[dict[str, Any]]] = [
         {"models": {"gpt-4.1": {"calls": 2, "input_tokens": 157, "output_tokens": 124}}}
@@ -79,6 +51,9 @@ class RunUsage(RequestModel):
 
     models: dict[ShortText, ModelCalls] = Field(max_length=100)
     key: str | None = Field(default=None, max_length=1000)
+    tenant: str | None = Field(default=None, max_length=36)
+    grants: list[ShortText] = Field(default_factory=list, max_length=1000)
+    max_call_tokens: int = Field(default=0, ge=0)
 
 
 # A run restarted within JOURNAL_RETENTION may send an entry again: its key is kept as long.
@@ -96,14 +71,10 @@ async def record(restate_context: restate.ObjectContext, usage: RunUsage) -> Non
         # Under `service/key` too: sent from here, so the agent's journal holds one entry per run.
         per_key = RunUsage(models=usage.models)
         restate_context.object_send(record, key=f"{restate_context.key()}/{usage.key}", arg=per_key)
-
-
-def cost(totals: dict[str, int], price: dict[str, float] | None) -> float | None:
-    if price is None:
-        return None
-    return round(
-        (totals["input_tokens"] * price["input"] + totals["output_tokens"] * price["output"]) / 1e6, 6
-    )
+    if usage.tenant is not None:
+        # And settled with the tenant's budget (app/advanced/spend.py), from here too.
+        settlement = usage.model_dump_json(include={"models", "grants", "max_call_tokens"}).encode()
+        restate_context.generic_send("Spend", "settle", settlement, key=usage.tenant)
 
 
 @llm_usage.handler(kind="shared")
@@ -136,7 +107,7 @@ def record_usage(restate_context: restate.Context, tally: UsageTally) -> None:
     last LLM call and this entry makes the entry again, with the calls of the invocation it was
     copied from: Restate drops it, as that one already made it."""
     usage = tally.models
-    if not usage:
+    if not usage and not tally.allowance.grants:
         return
     if not isinstance(restate_context, ServerInvocationContext):
         raise TypeError(f"not the context of a running invocation: {type(restate_context).__name__}")
@@ -145,9 +116,12 @@ def record_usage(restate_context: restate.Context, tally: UsageTally) -> None:
     service = restate_context.handler.service_tag  # the handler this invocation runs
     key = None if service.kind == "service" else restate_context.key()
     models = {name: ModelCalls(**totals) for name, totals in usage.items()}
-    restate_context.object_send(
-        record,
-        key=service.name,
-        arg=RunUsage(models=models, key=key),
-        idempotency_key=f"{tally.latest_maker}/{runs}",
+    spent = RunUsage(
+        models=models,
+        key=key,
+        tenant=tenant_of(restate_context),
+        grants=tally.allowance.grants,
+        max_call_tokens=tally.max_call_tokens(),
     )
+    maker = tally.latest_maker or restate_context.request().id  # (no answer: it reserved, and made none)
+    restate_context.object_send(record, key=service.name, arg=spent, idempotency_key=f"{maker}/{runs}")

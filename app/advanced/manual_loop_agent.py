@@ -8,8 +8,9 @@ add what you need between steps: approvals, state, custom stop conditions.
 
     curl localhost:8080/ManualLoopAgent/run --json '{"message": "What is the weather like in New York and San Francisco?"}'
 
-The UI shows `LLM call`, two `Get weather` steps side by side, `LLM call`, then the one-way call
-that sends the run's usage to the cost ledger (app/advanced/llm_usage.py).
+The UI shows the call that reserves the run's allowance of its tenant's budget
+(app/advanced/spend.py), `LLM call`, two `Get weather` steps side by side, `LLM call`, then the
+one-way call that sends the run's usage to the cost ledger (app/advanced/llm_usage.py).
 """
 
 import json
@@ -70,6 +71,7 @@ async def agent_loop(restate_context: restate.Context, message: str, usage: Usag
     ]
     called: Counter[str] = Counter()
     for _ in range(MAX_TURNS):
+        await usage.before_llm_call(restate_context)  # within the tenant's budget, or the run ends here
 
         async def call_llm() -> ChatCompletion:
             return await openai_client().chat.completions.create(model=MODEL, messages=messages, tools=TOOLS)

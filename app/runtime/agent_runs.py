@@ -10,6 +10,8 @@ Restate handler every run:
   way on every retry, so nothing is left to Restate's retries;
 - keeps every LLM call in the journal: an agent whose model is a `Model` instance rather than a
   name is wrapped like the named ones;
+- checks, before each LLM call, that its tenant's budget allows it (`before_llm_call`, which the
+  manual loop calls too);
 - tallies its LLM usage from the journaled answers and sends it to the cost ledger once, when it
   ends (one journaled one-way call per run; a run started inside another, e.g. by a guardrail,
   adds to the outer run's tally); each answer is journaled with the invocation that made it, so
@@ -63,7 +65,7 @@ from app.runtime.invocation import invocation_id
 from app.runtime.llm_client import ModelMisbehaved
 from app.runtime.settings import LLM_RETRY, MODEL
 from app.runtime.tool_order import OrderedCalls, calls_in_order, with_skips
-from app.runtime.usage import UsageRecorder, UsageTally
+from app.runtime.usage import BeforeLlmCall, UsageRecorder, UsageTally, install_before_llm_call
 
 EMPTY_ANSWER = "The model gave an empty answer (no text and no tool call)."
 
@@ -117,6 +119,9 @@ class JournaledModel(RestateModelWrapper):
         self.name, self.tally, self.own_tools = name, models.tally, models.own_tools
 
     async def get_response(self, *args: Any, **kwargs: Any) -> ModelResponse:
+        if (restate_context := current_context()) is not None:
+            # May end the run before the call (its tenant's budget): a journaled decision.
+            await self.tally.before_llm_call(restate_context)
         try:
             response = await super().get_response(*args, **kwargs)
         except TerminalError as e:
@@ -442,6 +447,10 @@ def latest_answer_made_here() -> bool:
     return tally is not None and tally.made_here()
 
 
-def install_agent_runs(record_usage: UsageRecorder | None = None) -> None:
-    """Make `DurableAgentRuns` the runner of every `Runner.run` (and so `DurableRunner.run`)."""
+def install_agent_runs(
+    record_usage: UsageRecorder | None = None, before_llm_call: BeforeLlmCall | None = None
+) -> None:
+    """Make `DurableAgentRuns` the runner of every `Runner.run` (and so `DurableRunner.run`);
+    `before_llm_call` runs before each of their LLM calls."""
+    install_before_llm_call(before_llm_call)
     set_default_agent_runner(DurableAgentRuns(record_usage))

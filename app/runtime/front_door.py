@@ -5,7 +5,8 @@ fields refused, strict types. `enforce_input_contract(services)` — called once
 endpoint's list of services — makes every handler that takes a pydantic model answer a request
 that breaks the rules with a `TerminalError(status_code=400)` whose message names the field and
 the rule, e.g. `Invalid request: amount: must be greater than 0`. Why here and not in the SDK's
-serde, and why the wrapper also restores a tool's 4xx: docs/front-door.md.
+serde, and why the wrapper also restores a tool's 4xx: docs/front-door.md. A request's `x-tenant`
+header is checked here too (app/runtime/tenants.py).
 """
 
 import functools
@@ -16,6 +17,8 @@ import restate
 from pydantic import BaseModel, ValidationError
 from restate.handler import Handler
 from restate.serde import PydanticJsonSerde, Serde, is_pydantic
+
+from app.runtime.tenants import check_tenant
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -99,6 +102,7 @@ def _caller_error(error: restate.TerminalError) -> restate.TerminalError | None:
 def _guard(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
     @functools.wraps(fn)
     async def guarded(restate_context: Any, *args: Any) -> Any:
+        check_tenant(restate_context)
         if args and isinstance(args[0], Rejected):
             raise restate.TerminalError(args[0].message, status_code=400)
         try:

@@ -18,6 +18,7 @@ from restate.exceptions import RetryableError
 
 from app.runtime.invocation import invocation_id
 from app.runtime.settings import LLM_TIMEOUT_SECONDS, MODEL, OPENAI_API
+from app.runtime.usage import bill
 
 # HTTP statuses where asking again cannot help: the request or the credentials are wrong.
 PERMANENT_STATUSES = {400, 401, 403, 404, 422}
@@ -78,30 +79,11 @@ class ModelMisbehaved(TerminalError):
 
     `billed`: the usage of an answer the API delivered (and bills) but that is refused here. It
     travels in the error's metadata, which Restate journals with the failure, so the cost ledger
-    finds it on every replay too (see `billed_usage`), with the invocation that was billed."""
+    finds it on every replay too (app/runtime/usage.py), with the invocation that was billed."""
 
     def __init__(self, message: str, billed: tuple[str, int, int] | None = None) -> None:
-        metadata = None
-        if billed is not None:
-            model, input_tokens, output_tokens = billed
-            metadata = {
-                "billed_model": model,
-                "billed_input_tokens": str(input_tokens),
-                "billed_output_tokens": str(output_tokens),
-                "billed_by": invocation_id() or "",
-            }
+        metadata = bill(*billed) if billed is not None else None
         super().__init__(message, status_code=MISBEHAVIOUR_STATUS, metadata=metadata)
-
-
-def billed_usage(error: TerminalError) -> tuple[str, int, int, str | None] | None:
-    """(model, input tokens, output tokens, invocation billed) of a refused answer that the API
-    billed, if any."""
-    meta = error.metadata or {}
-    try:
-        tokens = int(meta["billed_input_tokens"]), int(meta["billed_output_tokens"])
-        return meta["billed_model"], *tokens, meta.get("billed_by") or None
-    except (KeyError, ValueError):
-        return None
 
 
 def check_answer(answer: Any, model: str = MODEL) -> None:

@@ -4,9 +4,11 @@
     GET  /runs/<invocation id>         a streaming run's progress events, live
     GET  /chat/<key>                   the conversation of Chat/<key>, with a box for the next message
     GET  /evals/<run id>               an evaluation run's report, as far as it has come
+    GET  /spend                        every tenant's budget, use and reservations, live
 
 The pages are static HTML and a little JavaScript (app/web/static/); what they show comes from the
-JSON routes below, which read and write through the Restate ingress only:
+JSON routes below, which read and write through the Restate ingress (the list of tenants alone
+comes from the admin API's SQL, server side):
 
     GET  /api/reviews                  ReviewInbox/reviewers/list
     GET  /api/reviews/stream           server-sent events: the list, each time it changes
@@ -14,6 +16,7 @@ JSON routes below, which read and write through the Restate ingress only:
     GET  /api/chat/<key>/history       Chat/<key>/get_history, as [{"role", "text"}]
     POST /api/chat/<key>/message       {"message": "..."}: Chat/<key>/message, waits for the answer
     GET  /api/evals/<run id>           Evaluation/<run id>/report
+    GET  /api/spend                    Spend/<tenant>/get of every tenant that has spent or has a budget
 
 A decision is accepted only for a review that is in the inbox (404 otherwise). A review whose
 invocation has ended without removing it (killed: no code ran) is left out (`EndedRuns`). The JavaScript puts
@@ -161,6 +164,10 @@ async def eval_page(request: Request) -> Response:
     return _page("eval.html")
 
 
+async def spend_page(request: Request) -> Response:
+    return _page("spend.html")
+
+
 # --- the inbox -----------------------------------------------------------------------------------
 
 
@@ -256,9 +263,11 @@ async def chat_message(request: Request) -> Response:
     body = await json_body(request)
     if isinstance(body, Response):
         return body
+    # The sender's tenant goes with the message (docs/front-door.md, tenants).
+    tenant = {"x-tenant": request.headers["x-tenant"]} if "x-tenant" in request.headers else {}
     try:
         resp = await _ingress(request).post(
-            _chat_path(request, "message"), json=body, timeout=CHAT_TIMEOUT_SECONDS
+            _chat_path(request, "message"), json=body, timeout=CHAT_TIMEOUT_SECONDS, headers=tenant
         )
     except httpx.HTTPError as e:
         return _unreachable(e)
@@ -282,12 +291,36 @@ async def eval_report(request: Request) -> Response:
     return JSONResponse(resp.json())
 
 
+# --- tenants' spend -----------------------------------------------------------------------------------
+
+MAX_TENANTS = 200
+
+
+async def spend_list(request: Request) -> Response:
+    """The tenants Restate holds state for in `Spend` (asked on the admin API, server side), each as
+    `Spend/<tenant>/get` answers through the ingress."""
+    settings: Settings = request.app.state.settings
+    sql = "SELECT DISTINCT service_key FROM state WHERE service_name = 'Spend' ORDER BY service_key"
+    try:
+        async with httpx.AsyncClient(base_url=settings.admin_url, timeout=10) as admin:
+            resp = await admin.post("/query", json={"query": sql}, headers={"accept": "application/json"})
+            resp.raise_for_status()
+        tenants = [str(row["service_key"]) for row in resp.json().get("rows", [])][:MAX_TENANTS]
+        client = _ingress(request)
+        answers = await asyncio.gather(*(client.get(f"/Spend/{quote(t, safe='')}/get") for t in tenants))
+    except httpx.HTTPError as e:
+        return message(502, f"Restate could not be reached: {e}")
+    return JSONResponse({"tenants": [a.json() for a in answers if a.status_code == 200]})
+
+
 routes = [
     Route("/", home),
     Route("/reviews", reviews_page),
     Route("/runs/{run_id}", run_page),
     Route("/chat/{key}", chat_page),
     Route("/evals/{run_id}", eval_page),
+    Route("/spend", spend_page),
+    Route("/api/spend", spend_list),
     Route("/api/reviews", list_reviews),
     Route("/api/reviews/stream", review_stream),
     Route("/api/reviews/{review_id}/decision", decide, methods=["POST"]),
