@@ -36,8 +36,8 @@ cluster: install
 
 test: install lint
 	$(PY) -m pytest -m "not local_model" $(PYTEST_ARGS)
-	@echo "--- forced replay: the crash and misbehaviour tests again, with every suspension replaying the journal"
-	TOUR_FORCE_REPLAY=1 $(PY) -m pytest -m "(crash or misbehaviour) and not local_model and not phoenix" $(PYTEST_ARGS)
+	@echo "--- forced replay: the crash, misbehaviour and budget tests again, with every suspension replaying the journal"
+	TOUR_FORCE_REPLAY=1 $(PY) -m pytest -m "(crash or misbehaviour or budget) and not local_model and not phoenix" $(PYTEST_ARGS)
 
 # Against a real small model (llama.cpp's server; built on first use, then reused from pip's cache).
 test-local-model: install
