@@ -31,7 +31,9 @@ RESTATE_CLUSTER_PORTS moves the nodes' ports (see dev/cluster.py).
 
 Settings (environment): RESTATE_INGRESS_PORT (8080), RESTATE_ADMIN_PORT (9070),
 RESTATE_NODE_PORT (5122), APP_PORT (9080), APP_WORKERS (1; 2 with --cluster), WEB_PORT (8000),
-OFFLINE_LLM_PORT (free port), PHOENIX_PORT (6006), PHOENIX_GRPC_PORT (4317), RESTATE_DIR (.restate), RESTATE_ADMIN_URL (use a Restate Server that is already
+OFFLINE_LLM_PORT (free port), PHOENIX_PORT (6006), PHOENIX_GRPC_PORT (4317), RESTATE_DIR (.restate), TENANT_CONCURRENCY (unset: no limit; N: at most N runs of a tenant at once,
+for runs sent through the ingress's scope `tenant`, a preview of restate-server 1.7 with its data in
+.restate/data-tenant-limits; docs/beyond-the-tour.md), RESTATE_ADMIN_URL (use a Restate Server that is already
 running instead of starting one), APP_URL (the address that Restate should call the endpoint at).
 """
 
@@ -51,6 +53,7 @@ from dev.phoenix import PROJECT, Phoenix
 from dev.stack import (
     LOOPBACK,
     REPO,
+    TENANT_SCOPE,
     TOUR_SERVER_ENV,
     Admin,
     Endpoint,
@@ -61,6 +64,8 @@ from dev.stack import (
     Web,
     free_port,
     services_of,
+    tenant_limit_server_env,
+    tenant_limits,
 )
 
 FIRST_CURL = (
@@ -190,7 +195,7 @@ class Launcher:
         ui = self.external_admin or f"http://localhost:{self.ports.admin}"
         say(f"Restate UI: {ui}   (invocations, journals, state)")
         web = f"http://localhost:{self.ports.web}"
-        say(f"Public web: {web}   (/reviews, /runs/<invocation id>, /chat/<key>, /streams/...)")
+        say(f"Public web: {web}   (/reviews, /runs/<invocation id>, /spend, /chat/<key>, /streams/...)")
         say(f"Reviewers' inbox: {web}/reviews   (the pending human reviews, with Approve and Reject)")
         if self.phoenix is not None:
             say(
@@ -246,13 +251,19 @@ class Launcher:
 
     def start_server(self) -> None:
         server_env = dict(TOUR_SERVER_ENV)
+        data_dir = self.state_dir / "data"
+        tenant_concurrency = int(os.environ.get("TENANT_CONCURRENCY", "0") or 0)
+        if tenant_concurrency:
+            # A preview of restate-server 1.7, which migrates its data for good: data of its own.
+            server_env.update(tenant_limit_server_env())
+            data_dir = self.state_dir / "data-tenant-limits"
         if self.otlp:
             # One collector for both, one project: the server's invocation spans and the agents'.
             server_env["RESTATE_TRACING_ENDPOINT"] = self.otlp
             server_env["OTEL_RESOURCE_ATTRIBUTES"] = f"openinference.project.name={self.project}"
             say(f"exporting traces of restate-server and the endpoint to {self.otlp} (OTLP/gRPC)")
         self.server = RestateServer(
-            self.state_dir / "data",
+            data_dir,
             self.ports,
             server_env,
             log_path=self.state_dir / "restate-server.log",
@@ -261,6 +272,13 @@ class Launcher:
         self.server.start()
         self.server.wait_ready()
         self.write_pid("restate-server", self.server.pid)
+        if tenant_concurrency:
+            tenant_limits(self.admin, tenant_concurrency)
+            say(
+                f"at most {tenant_concurrency} runs of each tenant at once, for runs sent through the scope "
+                f"'{TENANT_SCOPE}': curl localhost:{self.ports.ingress}/restate/scope/{TENANT_SCOPE}/call/"
+                "WeatherAgent/run -H 'x-tenant: acme' -H 'x-restate-limit-key: acme' --json '{}'"
+            )
         say(
             f"restate-server is up: ingress http://localhost:{self.ports.ingress}, admin "
             f"http://localhost:{self.ports.admin} (data: {self.server.data_dir}, log: {self.server.log_path})"
