@@ -6,7 +6,7 @@
                                          #   waiting, burst, cluster, misbehaviour, streaming,
                                          #   local_model (a real small model; built on first use),
                                          #   tracing (Phoenix; installed on first use),
-                                         #   control (disk per kept journal)
+                                         #   control (disk per kept journal), budget
     python -m bench --quick              # a first look in 2-3 minutes: fewer runs, shorter
                                          #   windows, 300 waiting approvals; no burst, no cluster
                                          #   (unless asked for with --only)
@@ -356,7 +356,7 @@ async def run_sections(bench: Bench, sections: list[str]) -> None:
 
 SECTIONS = [
     "overhead", "floor", "throughput", "recovery", "waiting", "burst", "cluster", "misbehaviour", "streaming",
-    "local_model", "tracing", "control",
+    "local_model", "tracing", "control", "budget",
 ]  # fmt: skip
 
 
@@ -473,6 +473,17 @@ def main() -> None:
                 figures = control.run(Path(tmp) / "control", args.quick)
             control.report(figures)
             record("control", figures)
+        if "budget" in sections:
+            from bench import budget
+
+            print(
+                "budget: CPU per WeatherAgent run with a tenant's budget and without; 64 racing ...",
+                flush=True,
+            )
+            with timed("budget"):
+                figures = budget.run(Path(tmp) / "budget", args.quick, args.workers)
+            budget.report(figures)
+            record("budget", figures)
     text = write_report()
     print(text.split("\n## What the figures say", 1)[0])  # the tables; the notes are in the file
     print(f"written: {bench.results.RESULTS} and RESULTS.md beside it")

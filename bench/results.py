@@ -652,6 +652,14 @@ def write_report() -> str:
         out.append(
             generic_section("12. Kept journals (WeatherAgent runs, journals kept 7 days or not at all)", co)
         )
+    if bu := data.get("budget"):
+        floor = data.get("overhead", {}).get("cpu_ms_per_run")
+        out.append(
+            generic_section(
+                "13. Budgets (WeatherAgent runs of a tenant with a budget and without; 64 racing for its last tokens)",
+                {**bu, **({"floor (overhead.cpu_ms_per_run)": floor} if floor else {})},
+            )
+        )
     notes = HERE / "NOTES.md"
     if notes.exists():
         out.append("\n" + notes.read_text())
