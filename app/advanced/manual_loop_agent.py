@@ -8,9 +8,10 @@ add what you need between steps: approvals, state, custom stop conditions.
 
     curl localhost:8080/ManualLoopAgent/run --json '{"message": "What is the weather like in New York and San Francisco?"}'
 
-The UI shows the call that reserves the run's allowance of its tenant's budget
-(app/advanced/spend.py), `LLM call`, two `Get weather` steps side by side, `LLM call`, then the
-one-way call that sends the run's usage to the cost ledger (app/advanced/llm_usage.py).
+The UI shows `LLM call`, two `Get weather` steps side by side, `LLM call`, then the one-way call
+that sends the run's usage to the cost ledger (app/advanced/llm_usage.py); for a request that
+names its tenant, a call that reserves its allowance of the tenant's budget comes first
+(app/advanced/spend.py).
 """
 
 import json

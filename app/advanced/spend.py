@@ -7,13 +7,14 @@ the run into everything it starts: sub-agents, remote agents, workers (app/runti
     curl localhost:8080/Spend/acme/set_budget --json '{"max_tokens": 300}'
     curl localhost:8080/WeatherAgent/run -H 'x-tenant: acme' --json '{"message": "What is the weather like in Tokyo?"}'
     curl localhost:8080/WeatherAgent/run -H 'x-tenant: acme' --json '{"message": "What is the weather like in Oslo?"}'
-        -> HTTP 402: Tenant 'acme' is over its budget: used 281 of 300 tokens ...
+        -> HTTP 402: Tenant 'acme' has no budget left for another run: used 281 of 300 tokens ...
     curl localhost:8080/Spend/acme/get
 
 How a run keeps within it, at the price of one call per run:
 - before its first LLM call it reserves an allowance (`reserve`: one journaled call): what one of
   the tenant's runs takes, on average; for a tenant that has run nothing yet, the whole budget;
-  a tenant without a budget answers `unlimited`, and the run asks no more;
+  a tenant without a budget answers `unlimited`, and the run asks no more. A request that names
+  no tenant (`default`) reserves nothing: the tour runs as it is, its use counted, never limited;
 - before each next call it checks what is left of its allowance, locally: it goes on while that
   covers the largest call the tenant has made (`call_max`), and reserves more when not;
 - Spend grants only what the budget has left, and nothing once that is less than one call: a run
@@ -36,7 +37,7 @@ from pydantic import Field
 from restate import TerminalError
 
 from app.runtime.request_models import RequestModel
-from app.runtime.tenants import tenant_of
+from app.runtime.tenants import DEFAULT_TENANT, tenant_of
 from app.runtime.usage import UsageTally
 from app.utils.prices import PRICES, cost
 
@@ -122,14 +123,22 @@ def _over(tenant: str, state: dict[str, Any]) -> str:
         limits.append(f"{used['cost_usd']:.6f} of {budget['max_cost_usd']} USD")
     grants = state["grants"]
     held = sum(g["tokens"] for g in grants.values())
+    spent = (_left({**state, "grants": {}}) or 0) <= 0
+    what = "is over its budget" if spent else "has no budget left for another run"
     return (
-        f"Tenant {tenant!r} is over its budget: {', '.join(limits)}; {held} tokens reserved by "
+        f"Tenant {tenant!r} {what}: {', '.join(limits)}; {held} tokens reserved by "
         f"{len(grants)} run(s) in flight, and one call takes up to {state['call_max']}."
     )
 
 
 @spend.handler()
 async def set_budget(restate_context: restate.ObjectContext, budget: Budget) -> dict[str, Any]:
+    if restate_context.key() == DEFAULT_TENANT:
+        raise TerminalError(
+            f"Invalid request: the tenant {DEFAULT_TENANT!r} (requests without x-tenant) has no budget: "
+            "name the tenant of the requests to limit with the x-tenant header",
+            400,
+        )
     restate_context.set("budget", budget.model_dump())
     return await _view(restate_context)
 
@@ -222,10 +231,14 @@ async def before_llm_call(restate_context: restate.Context, tally: UsageTally) -
     allowance = tally.allowance
     if allowance.unlimited:
         return
+    tenant = tenant_of(restate_context)
+    if tenant == DEFAULT_TENANT:
+        # A request that names no tenant: the tour as it is, counted but never limited, no call.
+        allowance.unlimited = True
+        return
     left = allowance.tokens - tally.tokens()
     if allowance.grants and (left >= allowance.call_max > 0 or (allowance.call_max == 0 and left > 0)):
         return
-    tenant = tenant_of(restate_context)
     want = Want(tokens=0 if not allowance.grants else max(allowance.call_max - left, 1))
     answer = await restate_context.object_call(reserve, key=tenant, arg=want)
     allowance.call_max = answer["call_max"]

@@ -68,7 +68,10 @@ def test_a_budget_of_about_one_run_answers_once_then_refuses_before_any_llm_call
     second = weather(stack, tenant, "Oslo", f"{tenant} again")
     assert second.status_code == 402
     message = second.json()["message"]
-    assert message.startswith(f"Tenant {tenant!r} is over its budget: used {used['tokens']} of 300 tokens")
+    # (Less than one call's worth is left: not enough for another run.)
+    assert message.startswith(
+        f"Tenant {tenant!r} has no budget left for another run: used {used['tokens']} of 300 tokens"
+    )
     # Ended before its first LLM call: the model was never asked, and nothing was retried.
     assert stack.llm_calls(f"{tenant} again") == []
     row = stack.invocation(second.headers["x-restate-id"])
@@ -170,6 +173,21 @@ def test_a_bad_tenant_is_a_400_that_names_it(stack: Tour) -> None:
     assert resp.status_code == 400
     assert resp.json()["message"].startswith("Invalid request: x-tenant: must be 1 to 36 letters")
     assert not stack.invocation(resp.headers["x-restate-id"]).get("retry_count")
+
+
+def test_a_request_without_a_tenant_is_counted_and_never_limited(stack: Tour) -> None:
+    before = settled(stack, "default", 0)["used"]
+    resp = stack.call("WeatherAgent/run", {"message": "What is the weather like in Tokyo? (no tenant)"})
+    assert resp.status_code == 200, resp.text
+    # The tour's journal, as it was: nothing reserved.
+    assert [
+        e["name"] for e in stack.journal(resp.headers["x-restate-id"]) if e["entry_type"] == "Command: Call"
+    ] == []
+    used = settled(stack, "default", before["runs"] + 1)["used"]
+    assert used["tokens"] - before["tokens"] == sum(billed(stack, "(no tenant)"))
+    refused = stack.http.post("/Spend/default/set_budget", json={"max_tokens": 1})
+    assert refused.status_code == 400
+    assert "requests without x-tenant) has no budget" in refused.json()["message"]
 
 
 def test_a_bad_budget_is_a_400_that_names_the_field(stack: Tour) -> None:

@@ -14,9 +14,8 @@ def test_weather_for_the_asked_city(stack: Tour) -> None:
     # The stand-in's wttr.in copy says 16 degrees Celsius and partly cloudy for San Francisco.
     assert resp.json() == "The weather in San Francisco is currently partly cloudy, 16 degrees Celsius."
 
-    # The journal holds what docs/tour.md names for step 1: the request, the run's allowance of its
-    # tenant's budget, both LLM calls with the "Get weather" step between them, the one call that
-    # counts the run in the cost ledger, the answer.
+    # The journal holds what docs/tour.md names for step 1: the request, both LLM calls with the
+    # "Get weather" step between them, the one call that counts the run in the cost ledger, the answer.
     invocation = resp.headers["x-restate-id"]
     commands = [
         (e["entry_type"], e["name"])
@@ -25,7 +24,6 @@ def test_weather_for_the_asked_city(stack: Tour) -> None:
     ]
     assert commands == [
         ("Command: Input", ""),
-        ("Command: Call", ""),  # Spend/default/reserve
         ("Command: Run", "call LLM"),
         ("Command: Run", "Get weather"),
         ("Command: Run", "call LLM"),
