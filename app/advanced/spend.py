@@ -7,7 +7,7 @@ the run into everything it starts: sub-agents, remote agents, workers (app/runti
     curl localhost:8080/Spend/acme/set_budget --json '{"max_tokens": 300}'
     curl localhost:8080/WeatherAgent/run -H 'x-tenant: acme' --json '{"message": "What is the weather like in Tokyo?"}'
     curl localhost:8080/WeatherAgent/run -H 'x-tenant: acme' --json '{"message": "What is the weather like in Oslo?"}'
-        -> HTTP 402: Tenant 'acme' has no budget left for another run: used 281 of 300 tokens ...
+        -> HTTP 402: Tenant 'acme' has no budget left for another run: used 267 of 300 tokens ...
     curl localhost:8080/Spend/acme/get
 
 How a run keeps within it, at the price of one call per run:
