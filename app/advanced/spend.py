@@ -98,13 +98,18 @@ async def _state(restate_context: restate.ObjectSharedContext | restate.ObjectCo
     }
 
 
+def _reserved(state: dict[str, Any]) -> int:
+    """Tokens reserved by the runs in flight."""
+    return sum(g["tokens"] for g in state["grants"].values())
+
+
 def _left(state: dict[str, Any]) -> int | None:
     """Tokens the budget has left for new reservations (None: no budget). A cost budget counts in
     tokens at the dearest price of the table: never more than it allows."""
     budget, used = state["budget"], state["used"]
     if not budget or (budget.get("max_tokens") is None and budget.get("max_cost_usd") is None):
         return None
-    reserved = sum(g["tokens"] for g in state["grants"].values())
+    reserved = _reserved(state)
     left = []
     if budget.get("max_tokens") is not None:
         left.append(budget["max_tokens"] - used["tokens"] - reserved)
@@ -121,13 +126,11 @@ def _over(tenant: str, state: dict[str, Any]) -> str:
         limits.append(f"used {used['tokens']} of {budget['max_tokens']} tokens")
     if budget.get("max_cost_usd") is not None:
         limits.append(f"{used['cost_usd']:.6f} of {budget['max_cost_usd']} USD")
-    grants = state["grants"]
-    held = sum(g["tokens"] for g in grants.values())
     spent = (_left({**state, "grants": {}}) or 0) <= 0
     what = "is over its budget" if spent else "has no budget left for another run"
     return (
-        f"Tenant {tenant!r} {what}: {', '.join(limits)}; {held} tokens reserved by "
-        f"{len(grants)} run(s) in flight, and one call takes up to {state['call_max']}."
+        f"Tenant {tenant!r} {what}: {', '.join(limits)}; {_reserved(state)} tokens reserved by "
+        f"{len(state['grants'])} run(s) in flight, and one call takes up to {state['call_max']}."
     )
 
 
@@ -215,7 +218,7 @@ async def _view(restate_context: restate.ObjectSharedContext | restate.ObjectCon
         "tenant": restate_context.key(),
         "budget": state["budget"],
         "used": state["used"],
-        "reserved": sum(g["tokens"] for g in state["grants"].values()),
+        "reserved": _reserved(state),
         "runs_in_flight": [{"grant": g, **v} for g, v in state["grants"].items()],
         "left": None if left is None else max(0, left),
         "call_max": state["call_max"],

@@ -41,6 +41,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.web.answers import json_body, message
+from app.web.runs import admin_query
 from app.web.settings import Settings
 
 STATIC = Path(__file__).parent / "static"
@@ -303,9 +304,8 @@ async def spend_list(request: Request) -> Response:
     sql = "SELECT DISTINCT service_key FROM state WHERE service_name = 'Spend' ORDER BY service_key"
     try:
         async with httpx.AsyncClient(base_url=settings.admin_url, timeout=10) as admin:
-            resp = await admin.post("/query", json={"query": sql}, headers={"accept": "application/json"})
-            resp.raise_for_status()
-        tenants = [str(row["service_key"]) for row in resp.json().get("rows", [])][:MAX_TENANTS]
+            rows = await admin_query(admin, sql)
+        tenants = [str(row["service_key"]) for row in rows][:MAX_TENANTS]
         client = _ingress(request)
         answers = await asyncio.gather(*(client.get(f"/Spend/{quote(t, safe='')}/get") for t in tenants))
     except httpx.HTTPError as e:

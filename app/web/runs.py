@@ -57,7 +57,8 @@ def _settings(request: Request) -> Settings:
     return settings
 
 
-async def _query(client: httpx.AsyncClient, sql: str) -> list[dict[str, Any]]:
+async def admin_query(client: httpx.AsyncClient, sql: str) -> list[dict[str, Any]]:
+    """Rows of Restate's SQL introspection (`client`: the admin API)."""
     resp = await client.post("/query", json={"query": sql}, headers={"accept": "application/json"})
     resp.raise_for_status()
     rows: list[dict[str, Any]] = resp.json().get("rows", [])
@@ -147,7 +148,7 @@ async def run(request: Request) -> Response:
     settings = _settings(request)
     try:
         async with httpx.AsyncClient(base_url=settings.admin_url, timeout=10) as admin:
-            found = await _query(
+            found = await admin_query(
                 admin,
                 "SELECT id, target, status, created_at, modified_at, completed_at, pinned_deployment_id, "
                 "restarted_from, retry_count, next_retry_at, last_failure, completion_result, "
@@ -155,7 +156,7 @@ async def run(request: Request) -> Response:
             )
             if not found:
                 return message(404, f"Restate knows no run {run_id} (never started, or purged since).")
-            entries = await _query(
+            entries = await admin_query(
                 admin,
                 "SELECT index, entry_type, name, entry_lite_json FROM sys_journal "
                 f"WHERE id = '{run_id}' ORDER BY index",
